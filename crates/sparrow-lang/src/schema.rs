@@ -1,0 +1,695 @@
+//! Shapes of the runtime keys (`hooks`, `monitor`, `health`, ...), as data.
+//!
+//! The generator does not act on these keys (the daemon does), but it checks
+//! them, so that a wrong duration or a closure in the wrong place is reported
+//! by `systemd-sparrow check` rather than by a daemon at 3 a.m. Validation
+//! turns a script map into an [`RtValue`] tree the daemon can read without
+//! re-checking.
+
+use std::collections::BTreeMap;
+
+use rhai::{Dynamic, FnPtr, Map};
+
+use crate::keys::{self, closest};
+use crate::value::{self, Issue, Size};
+
+/// A named field of a map shape.
+#[derive(Debug)]
+pub struct Field {
+    /// Canonical name.
+    pub name: &'static str,
+    /// Other accepted names.
+    pub aliases: &'static [&'static str],
+    /// The value's shape.
+    pub shape: Shape,
+    /// One line for the reference.
+    pub doc: &'static str,
+}
+
+/// The shape of a runtime value.
+#[derive(Debug)]
+pub enum Shape {
+    /// A map with these fields (all optional unless a rule says otherwise).
+    Map(&'static [Field]),
+    /// A map from resource keys (`memory_max`, `cpu_quota`, ...) to values of a shape.
+    ResourceMap(&'static Shape),
+    /// A closure taking between `.0` and `.1` parameters.
+    Closure(usize, usize),
+    /// A time span.
+    Duration,
+    /// An integer in a range.
+    Int(i64, i64),
+    /// A percentage.
+    Percent,
+    /// A size or a percentage (change thresholds).
+    Threshold,
+    /// A string.
+    Str,
+    /// An `http://` or `https://` URL.
+    Url,
+    /// A boolean.
+    Bool,
+    /// One of these words.
+    Enum(&'static [&'static str]),
+    /// Either shape (tried in order).
+    Either(&'static Shape, &'static Shape),
+    /// An array of a shape.
+    List(&'static Shape),
+    /// A startup step: `["desc", "plugin", #{params}]`, a command string, or a closure.
+    Step,
+    /// Unit names, or a closure returning them; evaluated at generation time.
+    Units,
+    /// A command: a string split into words, or an argv array.
+    Command,
+}
+
+/// A validated runtime value.
+#[derive(Debug, Clone)]
+pub enum RtValue {
+    /// A map, keyed by canonical field name.
+    Map(BTreeMap<String, RtValue>),
+    /// An array.
+    List(Vec<RtValue>),
+    /// A closure and its parameter count.
+    Closure(FnPtr),
+    /// A time span: its spelling and microseconds.
+    Duration(String, u64),
+    /// An integer.
+    Int(i64),
+    /// A percentage.
+    Percent(f64),
+    /// A size.
+    Size(Size),
+    /// A string.
+    Str(String),
+    /// A boolean.
+    Bool(bool),
+    /// Unit names.
+    Units(Vec<String>),
+    /// A startup step that runs a task: description, plugin, parameters.
+    Task(String, String, Map),
+    /// An argv.
+    Command(Vec<String>),
+}
+
+impl RtValue {
+    /// The field `name` of a map value.
+    pub fn get(&self, name: &str) -> Option<&RtValue> {
+        match self {
+            RtValue::Map(m) => m.get(name),
+            _ => None,
+        }
+    }
+}
+
+/// A problem at a path of keys inside a runtime value.
+#[derive(Debug, Clone)]
+pub struct SchemaError {
+    /// Keys from the runtime key down to the offending one, as written.
+    pub path: Vec<String>,
+    /// What is wrong.
+    pub issue: Issue,
+}
+
+/// Tells how many parameters a closure declares.
+pub trait ClosureArity {
+    /// Parameters the closure takes when called (captured variables excluded),
+    /// or `None` when the function cannot be found.
+    fn arity(&self, f: &FnPtr) -> Option<usize>;
+}
+
+const LEVELS: &[&str] = &["some", "full"];
+const SCOPES: &[&str] = &["service", "system"];
+const CHECK_TYPES: &[&str] = &["http", "tcp", "exec"];
+const ON_FAILURE: &[&str] = &["restart", "alert", "none"];
+
+macro_rules! field {
+    ($name:literal $(| $alias:literal)*, $shape:expr, $doc:literal) => {
+        Field { name: $name, aliases: &[$($alias),*], shape: $shape, doc: $doc }
+    };
+}
+
+/// `hooks`.
+pub static HOOKS: Shape = Shape::Map(&[
+    field!(
+        "pre_start",
+        Shape::Closure(0, 0),
+        "runs before start; throw or return false to fail the start"
+    ),
+    field!("post_start", Shape::Closure(0, 0), "runs after start"),
+    field!("pre_stop", Shape::Closure(0, 0), "runs before stop"),
+    field!("post_stop", Shape::Closure(0, 0), "runs after stop"),
+    field!(
+        "resources" | "resource_check",
+        Shape::Closure(0, 0),
+        "same as `monitor.resources`"
+    ),
+]);
+
+const STEP_LIST: Shape = Shape::List(&Shape::Step);
+
+/// `orchestration`.
+pub static ORCHESTRATION: Shape = Shape::Map(&[
+    field!(
+        "requires",
+        Shape::Units,
+        "units (or a closure returning them, run at generation time) → `Requires=` + `After=`"
+    ),
+    field!(
+        "startup_sequence",
+        STEP_LIST,
+        "steps run in order before start: `[\"desc\", \"plugin\", #{..}]`, a command, or a closure"
+    ),
+]);
+
+const THRESHOLD_MAP: Shape = Shape::ResourceMap(&Shape::Threshold);
+
+/// `monitor`.
+pub static MONITOR: Shape = Shape::Map(&[
+    field!(
+        "interval",
+        Shape::Duration,
+        "how often to evaluate (default 60s)"
+    ),
+    field!(
+        "resources" | "resource_check",
+        Shape::Closure(0, 0),
+        "returns a map of resource keys to apply live"
+    ),
+    field!(
+        "change_threshold",
+        THRESHOLD_MAP,
+        "per resource key: the smallest change worth applying"
+    ),
+    field!(
+        "min_dwell",
+        Shape::Duration,
+        "least time between two changes of one property"
+    ),
+    field!(
+        "max_changes_per_minute",
+        Shape::Int(1, 600),
+        "cap on live changes per minute for this unit"
+    ),
+    field!(
+        "pattern_check",
+        Shape::Closure(0, 0),
+        "periodic closure for log/pattern monitoring"
+    ),
+]);
+
+const EXPECT: Shape = Shape::Map(&[
+    field!("status", Shape::Int(100, 599), "expected HTTP status"),
+    field!("body", Shape::Str, "text the body must contain"),
+]);
+
+const BUDGET: Shape = Shape::Map(&[
+    field!("max", Shape::Int(0, 1000), "restarts allowed"),
+    field!("within", Shape::Duration, "in this window"),
+]);
+
+const ON_FAILURE_SHAPE: Shape = Shape::Either(&Shape::Enum(ON_FAILURE), &Shape::Closure(0, 1));
+
+/// `health`.
+pub static HEALTH: Shape = Shape::Map(&[
+    field!("type", Shape::Enum(CHECK_TYPES), "`http`, `tcp` or `exec`"),
+    field!("url", Shape::Url, "for `http`"),
+    field!("host", Shape::Str, "for `tcp` (default 127.0.0.1)"),
+    field!("port", Shape::Int(1, 65535), "for `tcp`"),
+    field!("command", Shape::Command, "for `exec`"),
+    field!("expect", EXPECT, "`status` and `body` for `http`"),
+    field!("interval", Shape::Duration, "between checks (default 30s)"),
+    field!("timeout", Shape::Duration, "per check (default 5s)"),
+    field!("initial_delay", Shape::Duration, "before the first check"),
+    field!(
+        "failure_threshold",
+        Shape::Int(1, 1000),
+        "failures in a row before `on_failure` (default 3)"
+    ),
+    field!(
+        "success_threshold",
+        Shape::Int(1, 1000),
+        "successes in a row to count as healthy again (default 1)"
+    ),
+    field!(
+        "on_failure",
+        ON_FAILURE_SHAPE,
+        "`restart`, `alert`, `none`, or a closure"
+    ),
+    field!(
+        "restart_budget",
+        BUDGET,
+        "`max` restarts `within` a window, then alert instead"
+    ),
+    field!(
+        "check",
+        Shape::Closure(0, 0),
+        "custom check returning true when healthy"
+    ),
+]);
+
+const PSI_ONE: Shape = Shape::Map(&[
+    field!("level", Shape::Enum(LEVELS), "`some` or `full`"),
+    field!(
+        "threshold",
+        Shape::Duration,
+        "stall time per window that fires the trigger"
+    ),
+    field!(
+        "window",
+        Shape::Duration,
+        "trigger window, 500ms..10s (a multiple of 2s without CAP_SYS_RESOURCE)"
+    ),
+]);
+
+const PSI: Shape = Shape::Map(&[
+    field!("memory", PSI_ONE, "memory pressure trigger"),
+    field!("cpu", PSI_ONE, "CPU pressure trigger"),
+    field!("io", PSI_ONE, "IO pressure trigger"),
+    field!(
+        "scope",
+        Shape::Enum(SCOPES),
+        "`service` (its cgroup) or `system` (/proc/pressure)"
+    ),
+]);
+
+const CGROUP_MEMORY: Shape = Shape::Map(&[field!(
+    "high_threshold",
+    Shape::Percent,
+    "react when usage crosses this share of MemoryHigh/MemoryMax"
+)]);
+
+/// `kernel_monitoring`.
+pub static KERNEL: Shape = Shape::Map(&[
+    field!("psi", PSI, "PSI triggers"),
+    field!("cgroup_memory", CGROUP_MEMORY, "cgroup v2 `memory.events`"),
+]);
+
+/// `pressure_response`.
+pub static PRESSURE_RESPONSE: Shape = Shape::Closure(1, 1);
+
+/// `adaptive_resources`.
+pub static ADAPTIVE: Shape = Shape::Map(&[
+    field!(
+        "kernel_signals",
+        Shape::Bool,
+        "call `strategy` on kernel signals"
+    ),
+    field!(
+        "strategy",
+        Shape::Closure(1, 1),
+        "`|signals| ..` returning properties to apply"
+    ),
+]);
+
+/// Validates `v` against `shape`. `path` names where `v` is, for errors.
+pub fn validate(
+    shape: &Shape,
+    v: &Dynamic,
+    path: &[String],
+    arity: &dyn ClosureArity,
+    errors: &mut Vec<SchemaError>,
+) -> Option<RtValue> {
+    let fail = |errors: &mut Vec<SchemaError>, issue: Issue| {
+        errors.push(SchemaError {
+            path: path.to_vec(),
+            issue,
+        });
+        None
+    };
+    match shape {
+        Shape::Map(fields) => {
+            let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
+                return fail(
+                    errors,
+                    Issue::new(format!(
+                        "expected a map #{{..}}, found {}",
+                        value::type_name(v)
+                    )),
+                );
+            };
+            let mut out = BTreeMap::new();
+            for (raw_key, val) in &map {
+                let norm = keys::normalize(raw_key);
+                let mut sub = path.to_vec();
+                sub.push(raw_key.to_string());
+                let Some(field) = fields
+                    .iter()
+                    .find(|f| f.name == norm || f.aliases.contains(&norm.as_str()))
+                else {
+                    let names = fields
+                        .iter()
+                        .flat_map(|f| std::iter::once(f.name).chain(f.aliases.iter().copied()));
+                    let mut issue = Issue::new(format!(
+                        "unknown key {:?} in {}",
+                        raw_key.as_str(),
+                        path.join(".")
+                    ));
+                    issue = match closest(raw_key, names) {
+                        Some(c) => issue.help(format!("did you mean {c:?}?")),
+                        None => issue.help(format!(
+                            "known keys here: {}",
+                            fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                        )),
+                    };
+                    errors.push(SchemaError { path: sub, issue });
+                    continue;
+                };
+                if out.contains_key(field.name) {
+                    errors.push(SchemaError {
+                        path: sub,
+                        issue: Issue::new(format!(
+                            "{:?} is given twice (under another spelling)",
+                            field.name
+                        )),
+                    });
+                    continue;
+                }
+                if let Some(rv) = validate(&field.shape, val, &sub, arity, errors) {
+                    out.insert(field.name.to_string(), rv);
+                }
+            }
+            let value = RtValue::Map(out);
+            for issue in rules(path, &value) {
+                errors.push(SchemaError {
+                    path: path.to_vec(),
+                    issue,
+                });
+            }
+            Some(value)
+        }
+        Shape::ResourceMap(inner) => {
+            let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
+                return fail(
+                    errors,
+                    Issue::new(format!(
+                        "expected a map #{{..}}, found {}",
+                        value::type_name(v)
+                    )),
+                );
+            };
+            let mut out = BTreeMap::new();
+            for (raw_key, val) in &map {
+                let mut sub = path.to_vec();
+                sub.push(raw_key.to_string());
+                match keys::lookup(raw_key).filter(|k| is_resource(k)) {
+                    Some(k) => {
+                        if let Some(rv) = validate(inner, val, &sub, arity, errors) {
+                            out.insert(k.name.to_string(), rv);
+                        }
+                    }
+                    None => {
+                        let mut issue =
+                            Issue::new(format!("{:?} is not a resource key", raw_key.as_str()));
+                        let names = keys::KEYS.iter().filter(|k| is_resource(k)).map(|k| k.name);
+                        if let Some(c) = closest(raw_key, names) {
+                            issue = issue.help(format!("did you mean {c:?}?"));
+                        }
+                        errors.push(SchemaError { path: sub, issue });
+                    }
+                }
+            }
+            Some(RtValue::Map(out))
+        }
+        Shape::Closure(min, max) => {
+            let Some(f) = value::closure(v) else {
+                return fail(
+                    errors,
+                    Issue::new(format!(
+                        "expected a closure such as || {{ .. }}, found {}",
+                        value::type_name(v)
+                    )),
+                );
+            };
+            match arity.arity(&f) {
+                Some(n) if n < *min || n > *max => {
+                    let want = if min == max {
+                        format!("{min}")
+                    } else {
+                        format!("{min} or {max}")
+                    };
+                    fail(
+                        errors,
+                        Issue::new(format!(
+                            "this closure takes {n} parameter(s); it is called with {want}"
+                        )),
+                    )
+                }
+                _ => Some(RtValue::Closure(f)),
+            }
+        }
+        Shape::Duration => match value::duration(v) {
+            Ok((s, us)) => Some(RtValue::Duration(s, us)),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Int(min, max) => match value::integer(v, *min, *max) {
+            Ok(n) => Some(RtValue::Int(n)),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Percent => match value::percent(v) {
+            Ok(p) => Some(RtValue::Percent(p)),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Threshold => match value::size(v) {
+            Ok(s) => Some(RtValue::Size(s)),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Str => match value::text(v) {
+            Ok(s) => Some(RtValue::Str(s.text)),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Url => match value::text(v) {
+            Ok(s) if s.text.starts_with("http://") || s.text.starts_with("https://") => {
+                Some(RtValue::Str(s.text))
+            }
+            Ok(s) => fail(
+                errors,
+                Issue::new(format!("{:?} is not an http:// or https:// URL", s.text)),
+            ),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Bool => match value::boolean(v) {
+            Ok(b) => Some(RtValue::Bool(b)),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Enum(allowed) => match value::one_of(v, allowed) {
+            Ok(s) => Some(RtValue::Str(s.to_string())),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Either(a, b) => {
+            let mut first = Vec::new();
+            if let Some(rv) = validate(a, v, path, arity, &mut first) {
+                if first.is_empty() {
+                    return Some(rv);
+                }
+            }
+            let mut second = Vec::new();
+            match validate(b, v, path, arity, &mut second) {
+                Some(rv) if second.is_empty() => Some(rv),
+                _ => {
+                    // Report the alternative that matched the value's type.
+                    errors.extend(if v.is_fnptr() { second } else { first });
+                    None
+                }
+            }
+        }
+        Shape::List(inner) => {
+            let Some(items) = value::array(v) else {
+                return fail(
+                    errors,
+                    Issue::new(format!(
+                        "expected an array [..], found {}",
+                        value::type_name(v)
+                    )),
+                );
+            };
+            let out = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    let mut sub = path.to_vec();
+                    sub.push(format!("[{i}]"));
+                    validate(inner, item, &sub, arity, errors)
+                })
+                .collect();
+            Some(RtValue::List(out))
+        }
+        Shape::Step => step(v, path, arity, errors),
+        Shape::Units => match crate::lower::unit_names(v, None) {
+            Ok(names) => Some(RtValue::Units(names)),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Command => match command_words(v) {
+            Ok(words) => Some(RtValue::Command(words)),
+            Err(i) => fail(errors, i),
+        },
+    }
+}
+
+fn step(
+    v: &Dynamic,
+    path: &[String],
+    arity: &dyn ClosureArity,
+    errors: &mut Vec<SchemaError>,
+) -> Option<RtValue> {
+    if v.is_fnptr() {
+        return validate(&Shape::Closure(0, 0), v, path, arity, errors);
+    }
+    if v.is_string() {
+        return validate(&Shape::Command, v, path, arity, errors);
+    }
+    let bad = Issue::new(format!(
+        "a startup step is [\"description\", \"plugin\", #{{ params }}], a command string, or a closure; found {}",
+        value::type_name(v)
+    ));
+    let Some(items) = value::array(v) else {
+        errors.push(SchemaError {
+            path: path.to_vec(),
+            issue: bad,
+        });
+        return None;
+    };
+    let parts = (
+        items.first().and_then(|d| d.clone().into_string().ok()),
+        items.get(1).and_then(|p| p.clone().into_string().ok()),
+        items.get(2).map_or(Some(Map::new()), |m| {
+            m.read_lock::<Map>().map(|m| m.clone())
+        }),
+    );
+    match parts {
+        (Some(desc), Some(plugin), Some(params)) if items.len() <= 3 => {
+            Some(RtValue::Task(desc, plugin, params))
+        }
+        _ => {
+            errors.push(SchemaError {
+                path: path.to_vec(),
+                issue: bad,
+            });
+            None
+        }
+    }
+}
+
+/// A command as an argv: a string is split with systemd's quoting rules.
+pub fn command_words(v: &Dynamic) -> Result<Vec<String>, Issue> {
+    let words = match value::array(v) {
+        Some(items) => items
+            .iter()
+            .map(|w| value::text(w).map(|s| s.text))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => {
+            let s = value::text(v)?.text;
+            sparrow_unit::parse::split_words(&s).map_err(|e| Issue::new(e.to_string()))?
+        }
+    };
+    if words.is_empty() || words[0].is_empty() {
+        return Err(Issue::new("the command is empty"));
+    }
+    Ok(words)
+}
+
+/// Whether a key is a resource-control property the daemon can change live.
+pub fn is_resource(k: &keys::KeySpec) -> bool {
+    use keys::Kind::*;
+    matches!(k.kind, Size | Percent | Weight | TasksMax | CpuSet)
+}
+
+/// Rules that tie several fields together.
+fn rules(path: &[String], v: &RtValue) -> Vec<Issue> {
+    let mut out = Vec::new();
+    let top = path.first().map(|s| keys::normalize(s));
+    let top = top.as_deref().and_then(keys::lookup).map(|k| k.name);
+    if path.len() == 1 && top == Some("health") {
+        let has = |f: &str| v.get(f).is_some();
+        match v.get("type") {
+            Some(RtValue::Str(t)) if t == "http" && !has("url") => out.push(
+                Issue::new("an http check needs `url`")
+                    .help("add url: \"http://127.0.0.1:8080/health\""),
+            ),
+            Some(RtValue::Str(t)) if t == "tcp" && !has("port") => {
+                out.push(Issue::new("a tcp check needs `port`"))
+            }
+            Some(RtValue::Str(t)) if t == "exec" && !has("command") => {
+                out.push(Issue::new("an exec check needs `command`"))
+            }
+            None if !has("check") => out.push(Issue::new(
+                "a health check needs `type` (http, tcp, exec) or a `check` closure",
+            )),
+            _ => {}
+        }
+    }
+    if let (Some(RtValue::Duration(_, t)), Some(RtValue::Duration(_, w))) =
+        (v.get("threshold"), v.get("window"))
+    {
+        if !(500_000..=10_000_000).contains(w) {
+            out.push(Issue::new(
+                "a PSI window must be between 500ms and 10s (a kernel limit)",
+            ));
+        }
+        if t >= w {
+            out.push(Issue::new(
+                "a PSI threshold must be shorter than its window",
+            ));
+        }
+    }
+    out
+}
+
+/// Writes a Markdown description of a shape (for `docs/keys.md`).
+pub fn describe(shape: &Shape, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    match shape {
+        Shape::Map(fields) => {
+            for f in *fields {
+                let aliases = if f.aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (alias {})",
+                        f.aliases
+                            .iter()
+                            .map(|a| format!("`{a}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                out.push_str(&format!(
+                    "{indent}- `{}`{aliases}: {} — {}\n",
+                    f.name,
+                    short(&f.shape),
+                    f.doc
+                ));
+                if matches!(f.shape, Shape::Map(_)) {
+                    describe(&f.shape, depth + 1, out);
+                }
+            }
+        }
+        other => out.push_str(&format!("{indent}- {}\n", short(other))),
+    }
+}
+
+fn short(shape: &Shape) -> String {
+    match shape {
+        Shape::Map(_) => "map".into(),
+        Shape::ResourceMap(_) => "map of resource key → size or percentage".into(),
+        Shape::Closure(a, b) if a == b => format!("closure ({a} parameter(s))"),
+        Shape::Closure(a, b) => format!("closure ({a}..{b} parameters)"),
+        Shape::Duration => "duration".into(),
+        Shape::Int(a, b) => format!("integer {a}..{b}"),
+        Shape::Percent => "percentage".into(),
+        Shape::Threshold => "size or percentage".into(),
+        Shape::Str => "string".into(),
+        Shape::Url => "URL".into(),
+        Shape::Bool => "boolean".into(),
+        Shape::Enum(v) => v
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(" \\| "),
+        Shape::Either(a, b) => format!("{} or {}", short(a), short(b)),
+        Shape::List(inner) => format!("array of {}", short(inner)),
+        Shape::Step => "step".into(),
+        Shape::Units => "unit names, or a closure returning them".into(),
+        Shape::Command => "command (string or argv array)".into(),
+    }
+}
