@@ -27,6 +27,7 @@ use crate::host::Host;
 use crate::lower::{self, UnitDecl, UnitKind};
 use crate::value::Raw;
 use crate::{keys, library};
+use sparrow_unit::UnitName;
 
 /// Operations one evaluation (a definition, a module, a closure) may take.
 pub const MAX_OPERATIONS: u64 = 2_000_000;
@@ -745,6 +746,29 @@ impl Loader {
     /// Evaluates one definition. `path` is what diagnostics and `SourcePath=`
     /// name; `lib` finds its `import`ed modules.
     pub fn load(&self, path: &Path, text: &str, lib: Rc<dyn ModuleSource>) -> Loaded {
+        self.load_inner(path, text, lib, None)
+    }
+
+    /// Evaluates a shebang unit file: it must declare exactly one unit, named
+    /// like the file; a declaration without a name gets the file's name
+    /// (`service(#{ .. })`).
+    pub fn load_unit_file(
+        &self,
+        path: &Path,
+        text: &str,
+        name: &UnitName,
+        lib: Rc<dyn ModuleSource>,
+    ) -> Loaded {
+        self.load_inner(path, text, lib, Some(name))
+    }
+
+    fn load_inner(
+        &self,
+        path: &Path,
+        text: &str,
+        lib: Rc<dyn ModuleSource>,
+        as_unit: Option<&UnitName>,
+    ) -> Loaded {
         let source = path.display().to_string();
         let mut diagnostics = Vec::new();
         let ast = match self.engine.compile(strip_shebang(text)) {
@@ -793,7 +817,17 @@ impl Loader {
             };
         }
 
-        let decls = std::mem::take(&mut self.state.borrow_mut().decls);
+        let mut decls = std::mem::take(&mut self.state.borrow_mut().decls);
+        if let Some(unit_name) = as_unit {
+            if let Some(d) = unit_file_problem(&mut decls, unit_name, &source) {
+                diagnostics.push(d);
+                self.finish();
+                return Loaded {
+                    units: Vec::new(),
+                    diagnostics,
+                };
+            }
+        }
         let mut units: Vec<UnitDecl> = Vec::new();
         for d in &decls {
             let lowered = {
@@ -929,4 +963,64 @@ fn not_acted_on(unit: &UnitDecl) -> Vec<(String, String)> {
         ));
     }
     out
+}
+
+/// Checks the declarations of a shebang unit file named `name`, filling in
+/// the name where the script left it out.
+fn unit_file_problem(decls: &mut [RawDecl], name: &UnitName, source: &str) -> Option<Diagnostic> {
+    let problem = |line: usize, col: usize, message: String| {
+        Diagnostic {
+        severity: Severity::Error,
+        file: PathBuf::from(source),
+        line,
+        col,
+        len: 1,
+        message,
+        help: Some(format!("a shebang unit declares exactly one unit, {name}; service(#{{ .. }}) takes the file's name")),
+    }
+    };
+    let [d] = decls else {
+        return Some(problem(
+            1,
+            1,
+            format!("{} declares {} units", name, decls.len()),
+        ));
+    };
+    let kind_ok = matches!(
+        (d.kind, name.unit_type()),
+        (UnitKind::Service, sparrow_unit::UnitType::Service)
+            | (UnitKind::Timer, sparrow_unit::UnitType::Timer)
+    );
+    let (line, col) = (
+        d.place.pos.line().unwrap_or(1),
+        d.place.pos.position().unwrap_or(1),
+    );
+    if !kind_ok {
+        return Some(problem(
+            line,
+            col,
+            format!(
+                "the file {name} must declare a .{} unit",
+                name.unit_type().suffix()
+            ),
+        ));
+    }
+    let given = d
+        .name
+        .clone()
+        .or_else(|| d.map.get("name").and_then(|n| n.clone().into_string().ok()));
+    match given {
+        None => d.name = Some(name.to_string()),
+        Some(g) => {
+            let same = UnitName::of_type(&g, name.unit_type()).is_ok_and(|n| &n == name);
+            if !same {
+                return Some(problem(
+                    line,
+                    col,
+                    format!("the file is named {name} but declares {g:?}"),
+                ));
+            }
+        }
+    }
+    None
 }

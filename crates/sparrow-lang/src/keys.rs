@@ -222,7 +222,7 @@ pub static KEYS: &[KeySpec] = &[
     key!("timer_section", Timer, Timer, "", Raw, "Raw `[Timer]` directives"),
     key!("wanted_by", Both, Install, "WantedBy", Units, "Enable: a `.wants/` symlink is generated"),
     key!("required_by", Both, Install, "RequiredBy", Units, "Enable: a `.requires/` symlink is generated"),
-    key!("upheld_by", Both, Install, "UpheldBy", Units, "Enable: a `.upholds/` symlink is generated"),
+    key!("upheld_by", Both, Install, "UpheldBy", Units, "Enable: a `.upholds/` symlink is generated (not written as `UpheldBy=`, which systemd 252 does not know)"),
     key!("alias", Both, Install, "Alias", Units, "Other names: alias symlinks are generated"),
     key!("install_section", Both, Install, "", Raw, "Raw `[Install]` directives (no symlinks are made for these)"),
     key!("orchestration", Service, Service, "", Runtime(&schema::ORCHESTRATION), "`requires`: dependencies computed at generation time; `startup_sequence`: steps run before start"),

@@ -498,7 +498,14 @@ pub(crate) fn lower(
                     let section = section_name(spec, d.kind);
                     typed_directives.push((section, spec.directive, raw_key));
                     let sect = file.section(section).expect("valid section");
-                    for val in &values {
+                    // systemd 252 warns about an unknown UpheldBy=; the
+                    // generator's .upholds/ symlink is what takes effect.
+                    let written = if spec.name == "upheld_by" {
+                        &[][..]
+                    } else {
+                        &values[..]
+                    };
+                    for val in written {
                         if let Err(e) = sect.push(spec.directive, val) {
                             push(
                                 &mut problems,

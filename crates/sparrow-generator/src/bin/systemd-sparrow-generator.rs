@@ -1,0 +1,122 @@
+//! `systemd-sparrow-generator normal-dir [early-dir late-dir]`
+//!
+//! Installed in `/usr/lib/systemd/system-generators/` (or, as
+//! `systemd-sparrow-user-generator`, in `user-generators/`). Exit status: 0
+//! when every definition was used, 1 when something was skipped (and
+//! logged), 2 on bad arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use sparrow_generator::log::{Level, Logger};
+use sparrow_generator::paths::{self, Mode};
+use sparrow_generator::{generate, scan, write, Options};
+use sparrow_host::RealHost;
+
+fn main() -> ExitCode {
+    let logger = Logger::from_env();
+    let result = std::panic::catch_unwind(|| run(&logger));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(_) => {
+            logger.log(
+                Level::Error,
+                "internal error (panic); no units were written by this run",
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(logger: &Logger) -> u8 {
+    let mut args = std::env::args_os();
+    let argv0 = args.next().map(PathBuf::from).unwrap_or_default();
+    let mut mode = if argv0
+        .file_name()
+        .is_some_and(|n| n == "systemd-sparrow-user-generator")
+    {
+        Mode::User
+    } else {
+        Mode::System
+    };
+    let mut dirs = Vec::new();
+    for a in args {
+        if a == "--user" {
+            mode = Mode::User;
+        } else {
+            dirs.push(PathBuf::from(a));
+        }
+    }
+    if dirs.is_empty() || dirs.len() > 3 {
+        logger.log(
+            Level::Error,
+            "usage: systemd-sparrow-generator normal-dir [early-dir late-dir]",
+        );
+        return 2;
+    }
+    let normal = dirs[0].clone();
+    let early = dirs.get(1).cloned().unwrap_or_else(|| normal.clone());
+
+    let env = |k: &str| std::env::var(k).ok();
+    let mut ok = true;
+    let (host, facts_error) = RealHost::from_env();
+    if let Some(e) = facts_error {
+        logger.log(
+            Level::Error,
+            &format!("facts override: {e}; using this machine's facts"),
+        );
+        ok = false;
+    }
+    let mut sources = scan::definitions(&paths::search_path(mode, &env));
+    sources.extend(scan::shebang_units(&paths::unit_root(mode, &env)));
+    let report = generate(
+        &sources,
+        Rc::new(host),
+        &Options {
+            check_owner: scan::is_root(),
+        },
+    );
+
+    for d in report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity >= sparrow_lang::Severity::Warning)
+    {
+        let level = if d.is_error() {
+            Level::Error
+        } else {
+            Level::Warning
+        };
+        logger.log(level, &d.to_string());
+    }
+    for p in &report.skipped {
+        logger.log(
+            Level::Error,
+            &format!("{}: skipped, no units written from it", p.display()),
+        );
+    }
+    for r in &report.refused {
+        logger.log(Level::Error, &format!("{}: {}", r.path.display(), r.reason));
+    }
+    ok &= report.all_ok();
+
+    for g in &report.units {
+        let dir = if g.early { &early } else { &normal };
+        match write::write_unit(dir, &g.unit) {
+            Ok(notes) => {
+                for n in notes {
+                    logger.log(Level::Warning, &n);
+                }
+            }
+            Err(e) => {
+                logger.log(
+                    Level::Error,
+                    &format!("cannot write {}: {}", e.path.display(), e.error),
+                );
+                ok = false;
+            }
+        }
+    }
+    u8::from(!ok)
+}

@@ -1,0 +1,30 @@
+//! One file per command; `run` dispatches and returns the exit status.
+
+mod check;
+mod diff;
+mod render;
+
+use crate::cli::{Cli, Command};
+
+/// Runs a command: `Ok(status)` for outcomes, `Err` for failures to run.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Render {
+            paths,
+            output,
+            user,
+        } => render::run(&paths, output.as_deref(), user),
+        Command::Check {
+            paths,
+            verify,
+            root,
+            user,
+        } => check::run(&paths, verify, root.as_deref(), user),
+        Command::Diff {
+            paths,
+            generator_dir,
+            early_dir,
+            user,
+        } => diff::run(&paths, generator_dir, early_dir, user),
+    }
+}

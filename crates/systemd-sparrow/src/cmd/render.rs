@@ -1,0 +1,43 @@
+//! `systemd-sparrow render [PATHS] [--output DIR]`
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sparrow_generator::write;
+
+use crate::common;
+
+pub fn run(paths: &[PathBuf], output: Option<&Path>, user: bool) -> anyhow::Result<u8> {
+    let report = common::evaluate(paths, common::mode(user))?;
+    for d in report.diagnostics.iter().filter(|d| d.is_error()) {
+        eprintln!("{d}");
+    }
+    for p in &report.skipped {
+        eprintln!("{}: skipped, no units rendered from it", p.display());
+    }
+    common::print_refusals(&report);
+    match output {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            for g in &report.units {
+                let notes = write::write_unit(dir, &g.unit)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {}", e.path.display(), e.error))?;
+                for n in notes {
+                    eprintln!("warning: {n}");
+                }
+            }
+            eprintln!("wrote {} units to {}", report.units.len(), dir.display());
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            for (i, g) in report.units.iter().enumerate() {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                write!(out, "# {}\n{}", g.unit.name, g.unit.file.render())?;
+            }
+        }
+    }
+    Ok(u8::from(!report.all_ok()))
+}
