@@ -30,12 +30,13 @@ pub fn unified(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
             ops.push((' ', i, j, a[i]));
             i += 1;
             j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(('+', i, j, b[j]));
-            j += 1;
-        } else {
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            // Removals first, as diff(1) prints them.
             ops.push(('-', i, j, a[i]));
             i += 1;
+        } else {
+            ops.push(('+', i, j, b[j]));
+            j += 1;
         }
     }
     const CONTEXT: usize = 3;
@@ -106,7 +107,13 @@ mod tests {
     #[test]
     fn distant_changes_make_two_hunks() {
         let old: String = (1..=20).map(|i| format!("{i}\n")).collect();
-        let new = old.replace("2\n", "two\n").replace("19\n", "nineteen\n");
+        let new: String = (1..=20)
+            .map(|i| match i {
+                2 => "two\n".to_string(),
+                19 => "nineteen\n".to_string(),
+                i => format!("{i}\n"),
+            })
+            .collect();
         let d = unified(&old, &new, "a", "b");
         assert_eq!(d.matches("@@ -").count(), 2, "{d}");
     }
