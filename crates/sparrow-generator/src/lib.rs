@@ -19,8 +19,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
-use sparrow_lang::{Diagnostic, Host, Loader, ModuleSource, ModuleText, UnitDecl};
+use sparrow_lang::{Diagnostic, Host, Install, Loader, ModuleSource, ModuleText};
 use sparrow_unit::UnitName;
 
 use scan::{Refused, Source, SourceKind};
@@ -30,21 +31,41 @@ pub struct Options {
     /// Refuse sources and modules not owned by root or writable by others
     /// (the generator does this when it runs as root).
     pub check_owner: bool,
+    /// Worker threads for evaluating and writing (1 = no threads).
+    pub threads: usize,
 }
 
-/// A unit ready to write.
+impl Options {
+    /// Threads worth using on this machine: its CPUs, at most 4.
+    pub fn default_threads() -> usize {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
+    }
+}
+
+/// A unit ready to write: plain data, so it can cross threads.
+#[derive(Debug, Clone)]
 pub struct Generated {
-    /// The unit.
-    pub unit: UnitDecl,
+    /// Its name.
+    pub name: UnitName,
+    /// The unit file's text.
+    pub text: String,
+    /// Symlinks to make.
+    pub install: Install,
     /// Whether it overrides a file among systemd's own units (a shebang
     /// unit), so belongs in the generator's early directory.
     pub early: bool,
+    /// The source it came from.
+    pub source: PathBuf,
+    /// Line of the declaration.
+    pub line: usize,
 }
 
 /// What [`generate`] produced.
 #[derive(Default)]
 pub struct Report {
-    /// Units from every usable source.
+    /// Units from every usable source, in source order.
     pub units: Vec<Generated>,
     /// Diagnostics from every source, errors included.
     pub diagnostics: Vec<Diagnostic>,
@@ -61,7 +82,7 @@ impl Report {
     }
 }
 
-/// User modules from `DIR/lib/NAME.sparrow`, read once per process.
+/// User modules from `DIR/lib/NAME.sparrow`, read once per thread.
 struct DirModules {
     lib: PathBuf,
     check_owner: bool,
@@ -74,17 +95,10 @@ impl ModuleSource for DirModules {
             return hit.clone();
         }
         let path = self.lib.join(format!("{name}.sparrow"));
-        let result = match std::fs::read_to_string(&path) {
-            Ok(text) => match self
-                .check_owner
-                .then(|| scan::check_owner(&path))
-                .transpose()
-            {
-                Ok(_) => Ok(Some(ModuleText { path, text })),
-                Err(e) => Err(format!("{}: {e}", path.display())),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+        let result = match scan::read_source(&path, self.check_owner) {
+            Ok(text) => Ok(Some(ModuleText { path, text })),
+            Err(e) if e.not_found => Ok(None),
+            Err(e) => Err(format!("{}: {}", path.display(), e.reason)),
         };
         self.cache
             .borrow_mut()
@@ -93,34 +107,52 @@ impl ModuleSource for DirModules {
     }
 }
 
-/// Evaluates every source. Later sources that declare a unit an earlier
-/// one already declared are skipped with an error naming both.
-pub fn generate(sources: &[Source], host: Rc<dyn Host>, opts: &Options) -> Report {
-    let loader = Loader::new(host);
-    let mut report = Report::default();
+/// What one source became.
+enum Outcome {
+    Units(Vec<Generated>, Vec<Diagnostic>),
+    Failed(Vec<Diagnostic>),
+    Refused(Refused),
+}
+
+/// Lets an `Arc` host serve a thread-local loader, which wants an `Rc`.
+struct SharedHost(Arc<dyn Host + Send + Sync>);
+
+impl Host for SharedHost {
+    fn facts(&self) -> &sparrow_lang::Facts {
+        self.0.facts()
+    }
+    fn env(&self, name: &str) -> Option<String> {
+        self.0.env(name)
+    }
+    fn file_exists(&self, path: &str) -> bool {
+        self.0.file_exists(path)
+    }
+}
+
+/// Evaluates a run of sources with one loader (one Rhai engine).
+fn evaluate(
+    sources: &[Source],
+    host: Arc<dyn Host + Send + Sync>,
+    check_owner: bool,
+) -> Vec<(PathBuf, Outcome)> {
+    let loader = Loader::new(Rc::new(SharedHost(host)));
     let mut libs: HashMap<PathBuf, Rc<DirModules>> = HashMap::new();
-    let mut owners: HashMap<UnitName, PathBuf> = HashMap::new();
+    let mut out = Vec::with_capacity(sources.len());
     for src in sources {
-        let refuse = |report: &mut Report, reason: String| {
-            report.refused.push(Refused {
+        let refuse = |reason: String| {
+            Outcome::Refused(Refused {
                 path: src.path.clone(),
                 reason,
-            });
+            })
         };
         if src.kind == SourceKind::RakuShebang {
-            refuse(&mut report, "is a #!raku/#!sparrow6 unit: the Raku bridge is not part of this version, so it was not translated".into());
+            out.push((src.path.clone(), refuse("is a #!raku/#!sparrow6 unit: the Raku bridge is not part of this version, so it was not translated".into())));
             continue;
         }
-        if opts.check_owner {
-            if let Err(reason) = scan::check_owner(&src.path) {
-                refuse(&mut report, reason);
-                continue;
-            }
-        }
-        let text = match std::fs::read_to_string(&src.path) {
+        let text = match scan::read_source(&src.path, check_owner) {
             Ok(t) => t,
             Err(e) => {
-                refuse(&mut report, format!("cannot read: {e}"));
+                out.push((src.path.clone(), refuse(e.reason)));
                 continue;
             }
         };
@@ -130,7 +162,7 @@ pub fn generate(sources: &[Source], host: Rc<dyn Host>, opts: &Options) -> Repor
             .or_insert_with(|| {
                 Rc::new(DirModules {
                     lib: dir.join("lib"),
-                    check_owner: opts.check_owner,
+                    check_owner,
                     cache: RefCell::default(),
                 })
             })
@@ -145,47 +177,99 @@ pub fn generate(sources: &[Source], host: Rc<dyn Host>, opts: &Options) -> Repor
                 match UnitName::parse(base) {
                     Ok(name) => loader.load_unit_file(&src.path, &text, &name, lib),
                     Err(e) => {
-                        refuse(
-                            &mut report,
-                            format!("the file name is not a unit name: {e}"),
-                        );
+                        out.push((
+                            src.path.clone(),
+                            refuse(format!("the file name is not a unit name: {e}")),
+                        ));
                         continue;
                     }
                 }
             }
             _ => loader.load(&src.path, &text, lib),
         };
-        let failed = loaded.has_errors();
-        report.diagnostics.extend(loaded.diagnostics);
-        if failed {
-            report.skipped.push(src.path.clone());
-            continue;
-        }
-        let clash = loaded
-            .units
-            .iter()
-            .find_map(|u| owners.get(&u.name).map(|p| (u, p)));
-        if let Some((u, first)) = clash {
-            report.diagnostics.push(Diagnostic {
-                severity: sparrow_lang::Severity::Error,
-                file: src.path.clone(),
-                line: u.line,
-                col: 1,
-                len: 1,
-                message: format!("{} is already declared by {}", u.name, first.display()),
-                help: Some(
-                    "each unit may come from one definition; the first one found wins".into(),
-                ),
-            });
-            report.skipped.push(src.path.clone());
-            continue;
-        }
-        for unit in loaded.units {
-            owners.insert(unit.name.clone(), src.path.clone());
-            report.units.push(Generated {
-                unit,
-                early: src.kind == SourceKind::Shebang,
-            });
+        let outcome = if loaded.has_errors() {
+            Outcome::Failed(loaded.diagnostics)
+        } else {
+            let units = loaded
+                .units
+                .into_iter()
+                .map(|u| Generated {
+                    text: u.file.render(),
+                    name: u.name,
+                    install: u.install,
+                    early: src.kind == SourceKind::Shebang,
+                    source: src.path.clone(),
+                    line: u.line,
+                })
+                .collect();
+            Outcome::Units(units, loaded.diagnostics)
+        };
+        out.push((src.path.clone(), outcome));
+    }
+    out
+}
+
+/// Evaluates every source (on `opts.threads` threads, each with its own
+/// engine) and merges the results in source order. A source that declares
+/// a unit an earlier one already declared is skipped with an error naming
+/// both.
+pub fn generate(sources: &[Source], host: Arc<dyn Host + Send + Sync>, opts: &Options) -> Report {
+    // Below a few dozen files a thread costs more than it saves.
+    let threads = opts.threads.clamp(1, (sources.len() / 32).max(1));
+    let chunk = sources.len().div_ceil(threads).max(1);
+    let outcomes: Vec<(PathBuf, Outcome)> = if threads == 1 {
+        evaluate(sources, host, opts.check_owner)
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = sources
+                .chunks(chunk)
+                .map(|c| {
+                    let host = host.clone();
+                    s.spawn(move || evaluate(c, host, opts.check_owner))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+
+    let mut report = Report::default();
+    let mut owners: HashMap<UnitName, PathBuf> = HashMap::new();
+    for (path, outcome) in outcomes {
+        match outcome {
+            Outcome::Refused(r) => report.refused.push(r),
+            Outcome::Failed(diags) => {
+                report.diagnostics.extend(diags);
+                report.skipped.push(path);
+            }
+            Outcome::Units(units, diags) => {
+                report.diagnostics.extend(diags);
+                if let Some((u, first)) = units
+                    .iter()
+                    .find_map(|u| owners.get(&u.name).map(|p| (u, p)))
+                {
+                    report.diagnostics.push(Diagnostic {
+                        severity: sparrow_lang::Severity::Error,
+                        file: path.clone(),
+                        line: u.line,
+                        col: 1,
+                        len: 1,
+                        message: format!("{} is already declared by {}", u.name, first.display()),
+                        help: Some(
+                            "each unit may come from one definition; the first one found wins"
+                                .into(),
+                        ),
+                    });
+                    report.skipped.push(path);
+                    continue;
+                }
+                for u in units {
+                    owners.insert(u.name.clone(), path.clone());
+                    report.units.push(u);
+                }
+            }
         }
     }
     report

@@ -169,10 +169,38 @@ fn first_line(path: &Path) -> Option<String> {
     Some(text.lines().next().unwrap_or("").to_string())
 }
 
-/// When running as root, definitions run code as root: refuse files that
-/// someone else could have written.
-pub fn check_owner(path: &Path) -> Result<(), String> {
-    let meta = fs::metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
+/// Why a source could not be read.
+#[derive(Debug)]
+pub struct ReadError {
+    /// The file does not exist.
+    pub not_found: bool,
+    /// What happened, for people.
+    pub reason: String,
+}
+
+/// Reads a definition or module; with `check_owner`, refuses files that
+/// someone other than root could have written (they run code as root). The
+/// owner is checked on the open file, so it is the file that is read.
+pub fn read_source(path: &Path, check_owner: bool) -> Result<String, ReadError> {
+    use std::io::Read as _;
+    let fail = |e: std::io::Error| ReadError {
+        not_found: e.kind() == std::io::ErrorKind::NotFound,
+        reason: format!("cannot read: {e}"),
+    };
+    let mut file = fs::File::open(path).map_err(fail)?;
+    if check_owner {
+        let meta = file.metadata().map_err(fail)?;
+        owner_problem(&meta, path).map_err(|reason| ReadError {
+            not_found: false,
+            reason,
+        })?;
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(fail)?;
+    Ok(text)
+}
+
+fn owner_problem(meta: &fs::Metadata, path: &Path) -> Result<(), String> {
     if meta.uid() != 0 {
         return Err(format!(
             "refused: owned by uid {}, not root (definitions run as root; chown root {})",
@@ -188,6 +216,12 @@ pub fn check_owner(path: &Path) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// [`read_source`]'s owner rule for a path.
+pub fn check_owner(path: &Path) -> Result<(), String> {
+    let meta = fs::metadata(path).map_err(|e| format!("cannot stat: {e}"))?;
+    owner_problem(&meta, path)
 }
 
 /// Whether this process runs as root.

@@ -8,7 +8,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use sparrow_lang::UnitDecl;
+use std::collections::HashSet;
+
+use sparrow_lang::Install;
+use sparrow_unit::UnitName;
+
+use crate::Generated;
 
 /// A path that could not be written, and why.
 #[derive(Debug)]
@@ -52,14 +57,14 @@ pub fn atomic_symlink(target: &Path, link: &Path) -> io::Result<()> {
 /// output directory: `(link path, link target)`. Templates need an instance
 /// (`DefaultInstance=`); without one their wants-links are skipped and a
 /// message is returned instead.
-pub fn install_links(unit: &UnitDecl) -> (Vec<(PathBuf, PathBuf)>, Vec<String>) {
+pub fn install_links(unit: &UnitName, install: &Install) -> (Vec<(PathBuf, PathBuf)>, Vec<String>) {
     let mut links = Vec::new();
     let mut notes = Vec::new();
-    let name = unit.name.as_str();
+    let name = unit.as_str();
     let target = PathBuf::from("..").join(name);
-    let link_name = if unit.name.is_template() {
-        match &unit.install.default_instance {
-            Some(inst) => match unit.name.instance(inst) {
+    let link_name = if unit.is_template() {
+        match &install.default_instance {
+            Some(inst) => match unit.instance(inst) {
                 Some(Ok(n)) => Some(n.to_string()),
                 _ => {
                     notes.push(format!(
@@ -74,9 +79,9 @@ pub fn install_links(unit: &UnitDecl) -> (Vec<(PathBuf, PathBuf)>, Vec<String>) 
         Some(name.to_string())
     };
     let lists = [
-        ("wants", &unit.install.wanted_by),
-        ("requires", &unit.install.required_by),
-        ("upholds", &unit.install.upheld_by),
+        ("wants", &install.wanted_by),
+        ("requires", &install.required_by),
+        ("upholds", &install.upheld_by),
     ];
     for (suffix, targets) in lists {
         for t in targets {
@@ -88,25 +93,74 @@ pub fn install_links(unit: &UnitDecl) -> (Vec<(PathBuf, PathBuf)>, Vec<String>) 
             }
         }
     }
-    for alias in &unit.install.alias {
+    for alias in &install.alias {
         links.push((PathBuf::from(alias), PathBuf::from(name)));
     }
     (links, notes)
 }
 
-/// Writes one unit and its symlinks below `dir`.
-pub fn write_unit(dir: &Path, unit: &UnitDecl) -> Result<Vec<String>, WriteError> {
+/// Writes units and their symlinks: shebang units below `early`, the rest
+/// below `normal`. Returns notes (skipped template links) and errors; one
+/// failed write does not stop the others.
+pub fn write_units(
+    units: &[Generated],
+    normal: &Path,
+    early: &Path,
+    threads: usize,
+) -> (Vec<String>, Vec<WriteError>) {
+    let threads = threads.clamp(1, (units.len() / 64).max(1));
+    let chunk = units.len().div_ceil(threads).max(1);
+    let run = |units: &[Generated]| {
+        let mut made_dirs = HashSet::new();
+        let mut notes = Vec::new();
+        let mut errors = Vec::new();
+        for u in units {
+            let dir = if u.early { early } else { normal };
+            match write_unit(dir, u, &mut made_dirs) {
+                Ok(n) => notes.extend(n),
+                Err(e) => errors.push(e),
+            }
+        }
+        (notes, errors)
+    };
+    if threads == 1 {
+        return run(units);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = units
+            .chunks(chunk)
+            .map(|c| s.spawn(move || run(c)))
+            .collect();
+        let mut all = (Vec::new(), Vec::new());
+        for h in handles {
+            let (n, e) = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            all.0.extend(n);
+            all.1.extend(e);
+        }
+        all
+    })
+}
+
+/// Writes one unit and its symlinks below `dir`; `made_dirs` remembers the
+/// `.wants/` directories already created.
+pub fn write_unit(
+    dir: &Path,
+    unit: &Generated,
+    made_dirs: &mut HashSet<PathBuf>,
+) -> Result<Vec<String>, WriteError> {
     let path = dir.join(unit.name.as_str());
-    atomic_write(&path, unit.file.render().as_bytes())
-        .map_err(|error| WriteError { path, error })?;
-    let (links, notes) = install_links(unit);
+    atomic_write(&path, unit.text.as_bytes()).map_err(|error| WriteError { path, error })?;
+    let (links, notes) = install_links(&unit.name, &unit.install);
     for (link, target) in links {
         let link = dir.join(link);
         if let Some(parent) = link.parent() {
-            fs::create_dir_all(parent).map_err(|error| WriteError {
-                path: parent.to_path_buf(),
-                error,
-            })?;
+            if !made_dirs.contains(parent) {
+                fs::create_dir_all(parent).map_err(|error| WriteError {
+                    path: parent.to_path_buf(),
+                    error,
+                })?;
+                made_dirs.insert(parent.to_path_buf());
+            }
         }
         atomic_symlink(&target, &link).map_err(|error| WriteError { path: link, error })?;
     }

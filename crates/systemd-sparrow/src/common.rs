@@ -1,7 +1,7 @@
 //! What every command needs: sources and a host.
 
 use std::path::PathBuf;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use sparrow_generator::paths::{self, Mode};
 use sparrow_generator::scan::{self, Refused, Source};
@@ -38,7 +38,11 @@ pub fn evaluate(paths: &[PathBuf], mode: Mode) -> anyhow::Result<Report> {
     if let Some(e) = facts_error {
         anyhow::bail!("facts override: {e}");
     }
-    let mut report = generate(&sources, Rc::new(host), &Options { check_owner: false });
+    let opts = Options {
+        check_owner: false,
+        threads: Options::default_threads(),
+    };
+    let mut report = generate(&sources, Arc::new(host), &opts);
     report.refused.extend(refused);
     Ok(report)
 }

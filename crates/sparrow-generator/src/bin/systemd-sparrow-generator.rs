@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use sparrow_generator::log::{Level, Logger};
 use sparrow_generator::paths::{self, Mode};
@@ -70,13 +70,11 @@ fn run(logger: &Logger) -> u8 {
     }
     let mut sources = scan::definitions(&paths::search_path(mode, &env));
     sources.extend(scan::shebang_units(&paths::unit_root(mode, &env)));
-    let report = generate(
-        &sources,
-        Rc::new(host),
-        &Options {
-            check_owner: scan::is_root(),
-        },
-    );
+    let opts = Options {
+        check_owner: scan::is_root(),
+        threads: Options::default_threads(),
+    };
+    let report = generate(&sources, Arc::new(host), &opts);
 
     for d in report
         .diagnostics
@@ -101,22 +99,16 @@ fn run(logger: &Logger) -> u8 {
     }
     ok &= report.all_ok();
 
-    for g in &report.units {
-        let dir = if g.early { &early } else { &normal };
-        match write::write_unit(dir, &g.unit) {
-            Ok(notes) => {
-                for n in notes {
-                    logger.log(Level::Warning, &n);
-                }
-            }
-            Err(e) => {
-                logger.log(
-                    Level::Error,
-                    &format!("cannot write {}: {}", e.path.display(), e.error),
-                );
-                ok = false;
-            }
-        }
+    let (notes, errors) = write::write_units(&report.units, &normal, &early, opts.threads);
+    for n in notes {
+        logger.log(Level::Warning, &n);
     }
+    for e in &errors {
+        logger.log(
+            Level::Error,
+            &format!("cannot write {}: {}", e.path.display(), e.error),
+        );
+    }
+    ok &= errors.is_empty();
     u8::from(!ok)
 }

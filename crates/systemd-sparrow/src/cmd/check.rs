@@ -42,7 +42,7 @@ fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow
         Some(root) => {
             let dir = root.join("etc/systemd/system");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let names = report.units.iter().map(|g| g.unit.name.to_string());
+            let names = report.units.iter().map(|g| g.name.to_string());
             (
                 dir,
                 std::iter::once(format!("--root={}", root.display()))
@@ -56,13 +56,13 @@ fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow
             let files = report
                 .units
                 .iter()
-                .map(|g| dir.join(g.unit.name.as_str()).display().to_string());
+                .map(|g| dir.join(g.name.as_str()).display().to_string());
             (dir.clone(), files.collect())
         }
     };
-    for g in &report.units {
-        write::write_unit(&dir, &g.unit)
-            .map_err(|e| anyhow::anyhow!("writing {}: {}", e.path.display(), e.error))?;
+    let (_, errors) = write::write_units(&report.units, &dir, &dir, 1);
+    if let Some(e) = errors.first() {
+        anyhow::bail!("writing {}: {}", e.path.display(), e.error);
     }
     // Man pages named in Documentation= are rarely installed where units are checked.
     let out = Command::new("systemd-analyze")

@@ -43,9 +43,8 @@ pub fn run(
     let mut new = Tree::default();
     for g in &report.units {
         let base = if g.early { &early } else { &normal };
-        new.files
-            .insert(base.join(g.unit.name.as_str()), g.unit.file.render());
-        for (link, target) in write::install_links(&g.unit).0 {
+        new.files.insert(base.join(g.name.as_str()), g.text.clone());
+        for (link, target) in write::install_links(&g.name, &g.install).0 {
             new.links.insert(base.join(link), target);
         }
     }

@@ -20,12 +20,17 @@ pub fn run(paths: &[PathBuf], output: Option<&Path>, user: bool) -> anyhow::Resu
     match output {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            for g in &report.units {
-                let notes = write::write_unit(dir, &g.unit)
-                    .map_err(|e| anyhow::anyhow!("writing {}: {}", e.path.display(), e.error))?;
-                for n in notes {
-                    eprintln!("warning: {n}");
-                }
+            let (notes, errors) = write::write_units(
+                &report.units,
+                dir,
+                dir,
+                sparrow_generator::Options::default_threads(),
+            );
+            for n in notes {
+                eprintln!("warning: {n}");
+            }
+            if let Some(e) = errors.first() {
+                anyhow::bail!("writing {}: {}", e.path.display(), e.error);
             }
             eprintln!("wrote {} units to {}", report.units.len(), dir.display());
         }
@@ -35,7 +40,7 @@ pub fn run(paths: &[PathBuf], output: Option<&Path>, user: bool) -> anyhow::Resu
                 if i > 0 {
                     writeln!(out)?;
                 }
-                write!(out, "# {}\n{}", g.unit.name, g.unit.file.render())?;
+                write!(out, "# {}\n{}", g.name, g.text)?;
             }
         }
     }
