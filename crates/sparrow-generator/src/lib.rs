@@ -10,6 +10,7 @@
 //! other unit is still written.
 #![deny(missing_docs)]
 
+pub mod entry;
 pub mod log;
 pub mod paths;
 pub mod scan;

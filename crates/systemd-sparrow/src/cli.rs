@@ -40,6 +40,9 @@ pub enum Command {
         #[arg(long)]
         user: bool,
     },
+    /// Boot a throwaway systemd with the bundled examples and report what
+    /// became of them (root only; takes a few seconds).
+    Demo,
     /// Show what a daemon-reload would change in the generated units.
     Diff {
         /// Definition files or directories; default: the search path.

@@ -1,6 +1,7 @@
 //! One file per command; `run` dispatches and returns the exit status.
 
 mod check;
+mod demo;
 mod diff;
 mod render;
 
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             root,
             user,
         } => check::run(&paths, verify, root.as_deref(), user),
+        Command::Demo => demo::run(),
         Command::Diff {
             paths,
             generator_dir,

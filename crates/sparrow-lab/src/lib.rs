@@ -1,0 +1,691 @@
+//! The lab: a real systemd, as PID 1, in a throwaway container.
+//!
+//! [`Lab::boot`] makes a directory holding only a bind of the host's `/usr`
+//! (and the `bin sbin lib lib64` symlinks), and boots it with
+//! `systemd-nspawn --volatile=yes` inside a private mount namespace with its
+//! own `/run`. The project's binary is installed inside as the generator and
+//! as `/opt/sparrow/bin/systemd-sparrow`; definitions and unit files are
+//! host directories bound into `/etc/systemd/sparrow` and
+//! `/etc/systemd/system`, so tests edit them from the outside.
+//!
+//! Clean-up never depends on the test behaving: a reaper process in its own
+//! session holds a pipe from the test process and, when the pipe closes (the
+//! lab was dropped, the test panicked or was killed) or a watchdog deadline
+//! passes, kills everything in the lab's own cgroups and removes them and the
+//! lab directory. Every wait has a timeout and says what it waited for.
+//!
+//! Needs root and `systemd-container`; without them [`Lab::boot`] returns an
+//! error whose message is one line saying so.
+#![deny(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Why the lab could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// The lab needs root (CI runs as root).
+    #[error("the lab needs root to run systemd-nspawn (CI runs as root); run the tests as root")]
+    NotRoot,
+    /// A program the lab needs is missing.
+    #[error("the lab needs `{0}`: apt-get install -y {1}")]
+    MissingTool(&'static str, &'static str),
+    /// Setting up the lab on the host failed.
+    #[error("lab setup: {0}")]
+    Setup(String),
+    /// Something did not happen in time.
+    #[error("timed out after {:?} waiting for {what}{}", .after, if .detail.is_empty() { String::new() } else { format!(": {}", .detail) })]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// How long.
+        after: Duration,
+        /// What was seen last.
+        detail: String,
+    },
+    /// systemd did not reach `running`.
+    #[error("the lab's systemd is {state} after boot, not running; failed units: {failed}")]
+    Degraded {
+        /// What `systemctl is-system-running` said.
+        state: String,
+        /// `systemctl --failed`.
+        failed: String,
+    },
+}
+
+/// What to put in the lab before it boots.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The `systemd-sparrow` binary: installed as `/opt/sparrow/bin/systemd-sparrow`
+    /// and, under the generator's name, in `/etc/systemd/system-generators/`.
+    /// `None` boots a bare systemd.
+    pub sparrow: Option<PathBuf>,
+    /// `(file name, text)` for `/etc/systemd/sparrow/`.
+    pub definitions: Vec<(String, String)>,
+    /// `(file name, text)` for `/etc/systemd/system/`.
+    pub unit_files: Vec<(String, String)>,
+    /// How long boot may take.
+    pub boot_timeout: Duration,
+    /// After this the reaper kills the lab whatever the test is doing.
+    pub watchdog: Duration,
+    /// Accept a boot that ends `degraded` (some unit failed), for demos of
+    /// definitions whose programs the lab lacks. Tests want `running`.
+    pub allow_degraded: bool,
+}
+
+impl Setup {
+    /// A lab with the generator from `sparrow` and nothing else.
+    pub fn new(sparrow: impl Into<PathBuf>) -> Setup {
+        Setup {
+            sparrow: Some(sparrow.into()),
+            ..Setup::bare()
+        }
+    }
+
+    /// A lab with systemd only.
+    pub fn bare() -> Setup {
+        Setup {
+            sparrow: None,
+            definitions: Vec::new(),
+            unit_files: Vec::new(),
+            boot_timeout: Duration::from_secs(60),
+            watchdog: Duration::from_secs(600),
+            allow_degraded: false,
+        }
+    }
+
+    /// Adds a definition before boot.
+    pub fn definition(mut self, name: &str, text: &str) -> Setup {
+        self.definitions.push((name.into(), text.into()));
+        self
+    }
+
+    /// Adds a unit file (or shebang unit) before boot.
+    pub fn unit_file(mut self, name: &str, text: &str) -> Setup {
+        self.unit_files.push((name.into(), text.into()));
+        self
+    }
+}
+
+/// The result of a command run inside the lab.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit code (`None` when killed).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Whether it exited 0.
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+/// A running lab. Dropping it powers the container off and removes every
+/// trace of it; a panicking test also gets the container's journal printed.
+pub struct Lab {
+    dir: PathBuf,
+    cgroups: Vec<PathBuf>,
+    nspawn: Child,
+    init: u32,
+    reaper: Option<(Child, ChildStdin)>,
+    boot_time: Duration,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn which(prog: &str) -> bool {
+    PATH.split(':').any(|d| Path::new(d).join(prog).is_file())
+}
+
+fn setup_err(what: &str, e: impl std::fmt::Display) -> LabError {
+    LabError::Setup(format!("{what}: {e}"))
+}
+
+/// Checks that a lab can run here; the error says what is missing.
+pub fn preflight() -> Result<(), LabError> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LabError::NotRoot);
+    }
+    for (tool, package) in [
+        ("systemd-nspawn", "systemd-container"),
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("bash", "bash"),
+    ] {
+        if !which(tool) {
+            return Err(LabError::MissingTool(tool, package));
+        }
+    }
+    if !Path::new("/usr/lib/systemd/systemd").is_file() {
+        return Err(LabError::MissingTool("/usr/lib/systemd/systemd", "systemd"));
+    }
+    Ok(())
+}
+
+/// The cgroup hierarchies processes live in, as (mount point, our path):
+/// on hybrid hosts both the unified and the `name=systemd` hierarchy.
+fn cgroup_bases() -> Vec<PathBuf> {
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let path_in = |prefix: &str| {
+        own.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|p| p.trim_start_matches('/').to_string())
+            .unwrap_or_default()
+    };
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return vec![Path::new("/sys/fs/cgroup").join(path_in("0::"))];
+    }
+    let mut v = Vec::new();
+    if Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+        v.push(Path::new("/sys/fs/cgroup/unified").join(path_in("0::")));
+    }
+    if Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists() {
+        let named = own.lines().find_map(|l| {
+            l.split_once(":name=systemd:")
+                .map(|(_, p)| p.trim_start_matches('/').to_string())
+        });
+        v.push(Path::new("/sys/fs/cgroup/systemd").join(named.unwrap_or_default()));
+    }
+    v
+}
+
+/// Runs `cmd` to completion, killing it after `timeout`.
+fn run_timed(cmd: &mut Command, timeout: Duration, what: &str) -> Result<Output, LabError> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| setup_err(what, e))?;
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(setup_err(what, e)),
+        }
+    };
+    let stdout = t_out.join().unwrap_or_default();
+    let stderr = t_err.join().unwrap_or_default();
+    match status {
+        Some(st) => Ok(Output {
+            code: st.code(),
+            stdout,
+            stderr,
+        }),
+        None => Err(LabError::Timeout {
+            what: what.to_string(),
+            after: timeout,
+            detail: format!("{stdout}{stderr}").trim().to_string(),
+        }),
+    }
+}
+
+/// The container's PID 1 as the host sees it: the child of nspawn whose
+/// innermost PID is 1.
+fn find_init(nspawn: u32) -> Option<u32> {
+    for e in fs::read_dir("/proc").ok()?.filter_map(Result::ok) {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .map(str::trim);
+        let nspid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .map(|l| l.split_whitespace().last().unwrap_or(""));
+        if ppid == Some(&nspawn.to_string()) && nspid == Some("1") {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), LabError> {
+    fs::write(path, text).map_err(|e| setup_err(&path.display().to_string(), e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| setup_err(&path.display().to_string(), e))
+}
+
+impl Lab {
+    /// Boots a lab and waits until its systemd is `running`.
+    pub fn boot(setup: Setup) -> Result<Lab, LabError> {
+        preflight()?;
+        let id = format!(
+            "sparrow-lab-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = std::env::temp_dir().join(&id);
+        let mk =
+            |p: &Path| fs::create_dir_all(p).map_err(|e| setup_err(&p.display().to_string(), e));
+        for sub in ["root/usr", "sparrow", "system", "generators", "bin"] {
+            mk(&dir.join(sub))?;
+        }
+        for l in ["bin", "sbin", "lib", "lib64"] {
+            let _ = std::os::unix::fs::symlink(format!("usr/{l}"), dir.join("root").join(l));
+        }
+        let cgroups: Vec<PathBuf> = cgroup_bases().into_iter().map(|b| b.join(&id)).collect();
+        for cg in &cgroups {
+            mk(cg)?;
+        }
+
+        // The reaper first, so nothing below can leak.
+        let mut reaper = Command::new("bash")
+            .arg("-c")
+            .arg(include_str!("reaper.sh"))
+            .arg("sparrow-lab-reaper")
+            .arg(setup.watchdog.as_secs().max(1).to_string())
+            .arg(&dir)
+            .args(&cgroups)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| setup_err("starting the reaper", e))?;
+        let pipe = reaper.stdin.take().expect("piped");
+        let reaper = Some((reaper, pipe));
+
+        // A quiet boot on an empty /etc: first-boot would wait for a key
+        // press, and with a private network (only lo) waiting for
+        // network-online would take its full two-minute timeout.
+        for unit in [
+            "systemd-firstboot.service",
+            "systemd-networkd-wait-online.service",
+        ] {
+            std::os::unix::fs::symlink("/dev/null", dir.join("system").join(unit))
+                .map_err(|e| setup_err(&format!("masking {unit}"), e))?;
+        }
+        if let Some(bin) = &setup.sparrow {
+            fs::copy(bin, dir.join("bin/systemd-sparrow"))
+                .map_err(|e| setup_err("copying systemd-sparrow", e))?;
+            // Under the generator's name the same binary is the generator.
+            fs::copy(bin, dir.join("generators/systemd-sparrow-generator"))
+                .map_err(|e| setup_err("installing the generator", e))?;
+        }
+        for (name, text) in &setup.definitions {
+            let p = dir.join("sparrow").join(name);
+            if let Some(parent) = p.parent() {
+                mk(parent)?;
+            }
+            write_file(&p, text, 0o644)?;
+        }
+        for (name, text) in &setup.unit_files {
+            let p = dir.join("system").join(name);
+            if let Some(parent) = p.parent() {
+                mk(parent)?;
+            }
+            write_file(&p, text, 0o644)?;
+        }
+
+        let console =
+            fs::File::create(dir.join("console.log")).map_err(|e| setup_err("console log", e))?;
+        let start = Instant::now();
+        let bind = |host: &str, inner: &str, ro: bool| {
+            format!(
+                "--bind{}={}:{inner}",
+                if ro { "-ro" } else { "" },
+                dir.join(host).display()
+            )
+        };
+        let nspawn = Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "bash",
+                "-c",
+                include_str!("boot.sh"),
+                "sparrow-lab-boot",
+            ])
+            .arg(&dir)
+            .args(&cgroups)
+            .arg("--")
+            .arg(bind("sparrow", "/etc/systemd/sparrow", false))
+            .arg(bind("system", "/etc/systemd/system", false))
+            .arg(bind("generators", "/etc/systemd/system-generators", true))
+            .arg(bind("bin", "/opt/sparrow/bin", true))
+            .env_clear()
+            .env("PATH", PATH)
+            .stdin(Stdio::null())
+            .stdout(
+                console
+                    .try_clone()
+                    .map_err(|e| setup_err("console log", e))?,
+            )
+            .stderr(console)
+            .spawn()
+            .map_err(|e| setup_err("starting systemd-nspawn", e))?;
+        let mut lab = Lab {
+            dir,
+            cgroups,
+            nspawn,
+            init: 0,
+            reaper,
+            boot_time: Duration::ZERO,
+        };
+
+        let deadline = Instant::now() + setup.boot_timeout;
+        lab.init = loop {
+            if let Some(pid) = find_init(lab.nspawn.id()) {
+                break pid;
+            }
+            if let Ok(Some(st)) = lab.nspawn.try_wait() {
+                return Err(LabError::Setup(format!(
+                    "systemd-nspawn exited ({st}): {}",
+                    lab.console_tail(15)
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::Timeout {
+                    what: "the container's PID 1 to appear".into(),
+                    after: setup.boot_timeout,
+                    detail: lab.console_tail(15),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // PID 1 exists before it is systemd, and systemd answers before it
+        // listens ("offline"): retry until it gives a real answer.
+        let state = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let is_systemd = fs::read_to_string(format!("/proc/{}/comm", lab.init))
+                .is_ok_and(|c| c.trim() == "systemd");
+            if is_systemd {
+                let o = match lab.exec_timeout(&["systemctl", "is-system-running", "--wait"], left)
+                {
+                    Ok(o) => o,
+                    Err(LabError::Timeout { after, .. }) => {
+                        // Say what boot is still doing.
+                        let jobs = lab
+                            .exec(&["systemctl", "list-jobs", "--no-legend", "--plain"])
+                            .map(|o| o.stdout)
+                            .unwrap_or_default();
+                        return Err(LabError::Timeout {
+                            what: "boot to finish (`systemctl is-system-running --wait`)".into(),
+                            after,
+                            detail: format!(
+                                "jobs still running: {}",
+                                jobs.trim().replace('\n', "; ")
+                            ),
+                        });
+                    }
+                    Err(e) => return Err(e),
+                };
+                let state = o.stdout.trim().to_string();
+                if !state.is_empty() && state != "offline" {
+                    break state;
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(LabError::Timeout {
+                    what: "systemd in the lab to answer".into(),
+                    after: setup.boot_timeout,
+                    detail: lab.console_tail(15),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        lab.boot_time = start.elapsed();
+        if state != "running" && !(setup.allow_degraded && state == "degraded") {
+            let failed = lab
+                .exec(&["systemctl", "--failed", "--no-legend", "--plain"])
+                .map(|o| o.stdout)
+                .unwrap_or_default();
+            eprintln!("{}", lab.journal_tail(80));
+            return Err(LabError::Degraded {
+                state,
+                failed: failed.trim().replace('\n', "; "),
+            });
+        }
+        Ok(lab)
+    }
+
+    /// Time from spawning nspawn to `running`.
+    pub fn boot_time(&self) -> Duration {
+        self.boot_time
+    }
+
+    /// The container's PID 1 as the host sees it.
+    pub fn init_pid(&self) -> u32 {
+        self.init
+    }
+
+    /// The lab's directory on the host (removed with the lab).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lab's own cgroups on the host (removed with the lab).
+    pub fn cgroups(&self) -> &[PathBuf] {
+        &self.cgroups
+    }
+
+    /// The host directory bound to the container's `/etc/systemd/sparrow`.
+    pub fn definitions_dir(&self) -> PathBuf {
+        self.dir.join("sparrow")
+    }
+
+    /// The host directory bound to the container's `/etc/systemd/system`.
+    pub fn units_dir(&self) -> PathBuf {
+        self.dir.join("system")
+    }
+
+    /// Writes (or replaces) a definition, root-owned and 0644.
+    pub fn write_definition(&self, name: &str, text: &str) -> Result<(), LabError> {
+        write_file(&self.definitions_dir().join(name), text, 0o644)
+    }
+
+    /// Writes (or replaces) a file in `/etc/systemd/system`.
+    pub fn write_unit_file(&self, name: &str, text: &str) -> Result<(), LabError> {
+        write_file(&self.units_dir().join(name), text, 0o644)
+    }
+
+    /// Runs a command inside the container (30 s limit).
+    pub fn exec(&self, argv: &[&str]) -> Result<Output, LabError> {
+        self.exec_timeout(argv, Duration::from_secs(30))
+    }
+
+    /// Runs a command inside the container, killed after `timeout`.
+    pub fn exec_timeout(&self, argv: &[&str], timeout: Duration) -> Result<Output, LabError> {
+        let secs = format!("{:.1}", timeout.as_secs_f64().max(0.5));
+        let what = format!("`{}` in the lab", argv.join(" "));
+        // `timeout` inside stops the command itself; the outer limit stops nsenter.
+        let out = run_timed(
+            Command::new("nsenter")
+                .args([
+                    "-t",
+                    &self.init.to_string(),
+                    "-a",
+                    "timeout",
+                    "-k",
+                    "2",
+                    &secs,
+                ])
+                .args(argv)
+                .env_clear()
+                .env("PATH", PATH)
+                .env("LANG", "C.UTF-8")
+                .env("SYSTEMD_PAGER", "")
+                .env("SYSTEMD_COLORS", "0"),
+            timeout + Duration::from_secs(5),
+            &what,
+        )?;
+        if out.code == Some(124) {
+            return Err(LabError::Timeout {
+                what,
+                after: timeout,
+                detail: format!("{}{}", out.stdout, out.stderr).trim().to_string(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs a shell script inside the container.
+    pub fn sh(&self, script: &str) -> Result<Output, LabError> {
+        self.exec(&["/bin/sh", "-c", script])
+    }
+
+    /// `systemctl daemon-reload`, checked.
+    pub fn daemon_reload(&self) -> Result<(), LabError> {
+        let o = self.exec(&["systemctl", "daemon-reload"])?;
+        if !o.ok() {
+            return Err(LabError::Setup(format!(
+                "daemon-reload failed: {}",
+                o.stderr.trim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// `systemctl show -p ...` as a map.
+    pub fn show(&self, unit: &str, props: &[&str]) -> Result<BTreeMap<String, String>, LabError> {
+        let mut argv = vec!["systemctl", "show", unit];
+        let joined = props.join(",");
+        if !props.is_empty() {
+            argv.extend(["-p", &joined]);
+        }
+        let o = self.exec(&argv)?;
+        Ok(o.stdout
+            .lines()
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect())
+    }
+
+    /// One property of a unit.
+    pub fn prop(&self, unit: &str, prop: &str) -> Result<String, LabError> {
+        Ok(self.show(unit, &[prop])?.remove(prop).unwrap_or_default())
+    }
+
+    /// Polls `cond` every 100 ms until it holds, or fails naming `what` and
+    /// the last thing `cond` saw.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut cond: impl FnMut(&Lab) -> Result<(bool, String), LabError>,
+    ) -> Result<(), LabError> {
+        let start = Instant::now();
+        loop {
+            let (done, seen) = cond(self)?;
+            if done {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(LabError::Timeout {
+                    what: what.into(),
+                    after: timeout,
+                    detail: seen,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until `unit`'s ActiveState is `state`.
+    pub fn wait_active_state(
+        &self,
+        unit: &str,
+        state: &str,
+        timeout: Duration,
+    ) -> Result<(), LabError> {
+        self.wait_for(&format!("{unit} to be {state}"), timeout, |lab| {
+            let s = lab.prop(unit, "ActiveState")?;
+            Ok((s == state, format!("ActiveState={s}")))
+        })
+    }
+
+    /// The last `lines` lines of this boot's journal.
+    pub fn journal_tail(&self, lines: usize) -> String {
+        let n = lines.to_string();
+        match self.exec(&["journalctl", "-b", "--no-pager", "-q", "-n", &n]) {
+            Ok(o) => format!(
+                "--- lab journal (last {lines} lines) ---\n{}{}",
+                o.stdout, o.stderr
+            ),
+            Err(e) => format!("--- lab journal unavailable: {e}"),
+        }
+    }
+
+    fn console_tail(&self, lines: usize) -> String {
+        let text = fs::read_to_string(self.dir.join("console.log")).unwrap_or_default();
+        let v: Vec<&str> = text.lines().collect();
+        v[v.len().saturating_sub(lines)..].join(" | ")
+    }
+
+    fn teardown(&mut self) {
+        // Ask for a clean poweroff: nspawn turns SIGTERM into one.
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.nspawn.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Whatever happened, the reaper finishes the job: closing its pipe wakes it.
+        if let Some((mut reaper, pipe)) = self.reaper.take() {
+            drop(pipe);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = reaper.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = writeln!(std::io::stderr(), "{}", self.journal_tail(150));
+        }
+        self.teardown();
+    }
+}
