@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod facts;
+pub mod runtime;
 mod virt;
 
 use std::path::{Path, PathBuf};

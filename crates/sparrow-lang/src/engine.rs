@@ -15,6 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rhai::{
@@ -22,8 +23,9 @@ use rhai::{
     NativeCallContext, Position, Scope, Shared, AST,
 };
 
+use crate::closure::Closure;
 use crate::diag::{self, Diagnostic, KeyIndex, Place, ScriptError, Severity};
-use crate::host::Host;
+use crate::host::{Host, RuntimeHost};
 use crate::lower::{self, UnitDecl, UnitKind};
 use crate::value::Raw;
 use crate::{keys, library};
@@ -67,7 +69,8 @@ pub static FUNCTIONS: &[&str] = &[
 ];
 
 /// Runtime-only functions and their arities: at generation time they raise
-/// a clear error instead of "function not found".
+/// a clear error instead of "function not found"; with a [`RuntimeHost`]
+/// the first nine are real and the rest say they are not available yet.
 const RUNTIME_ONLY: &[(&str, usize)] = &[
     ("available_memory", 0),
     ("free_memory", 0),
@@ -124,7 +127,7 @@ pub(crate) struct RawDecl {
     pub name: Option<String>,
     pub map: Map,
     /// Keys whose value was a closure, evaluated now; the daemon re-evaluates.
-    pub dynamic: Vec<(String, FnPtr)>,
+    pub dynamic: Vec<(String, Closure)>,
     /// Where the declaring call is.
     pub place: Place,
 }
@@ -141,6 +144,8 @@ struct State {
     loading: Vec<String>,
     closure_depth: u32,
     prints: Vec<String>,
+    /// A daemon's loader (runtime functions are real).
+    runtime: bool,
 }
 
 type Shared2 = Rc<RefCell<State>>;
@@ -166,6 +171,8 @@ pub struct Loader {
     engine: Engine,
     state: Shared2,
     deadline: Rc<Cell<Instant>>,
+    /// The unit a runtime call is about (for `log()`).
+    current_unit: Rc<RefCell<String>>,
 }
 
 fn err(msg: impl Into<String>, help: Option<&str>, pos: Position) -> Box<EvalAltResult> {
@@ -288,12 +295,18 @@ fn owner_ast(state: &State, f: &FnPtr) -> Option<(String, Rc<AST>)> {
         .map(|(src, (ast, _))| (src.clone(), ast.clone()))
 }
 
-/// Parameters closure `f` takes when called, or `None` if it is not found.
-fn closure_arity(state: &State, f: &FnPtr) -> Option<usize> {
-    let (_, ast) = owner_ast(state, f)?;
+/// The closure behind `f` with the script that defines it, or `None` if
+/// its function is not found.
+fn resolve_closure(state: &State, f: &FnPtr) -> Option<Closure> {
+    let (source, ast) = owner_ast(state, f)?;
     let name = f.fn_name();
-    let meta = ast.iter_functions().find(|m| m.name == name)?;
-    Some(meta.params.len().saturating_sub(f.curry().len()))
+    let params = ast.iter_functions().find(|m| m.name == name)?.params.len();
+    Some(Closure {
+        fn_ptr: f.clone(),
+        params: params.saturating_sub(f.curry().len()),
+        ast,
+        source,
+    })
 }
 
 /// Calls a zero-argument closure at generation time.
@@ -306,7 +319,7 @@ fn call_closure(
     let owner = owner_ast(&state.borrow(), f);
     let main_src = state.borrow().main.as_ref().map(|(s, _)| s.clone());
     let pos = ctx.call_position();
-    if let Some(n) = closure_arity(&state.borrow(), f) {
+    if let Some(n) = resolve_closure(&state.borrow(), f).map(|c| c.params) {
         if n != 0 {
             return Err(err(
                 format!("the closure for {what} takes {n} parameter(s), but a dynamic property is called with none"),
@@ -366,7 +379,9 @@ fn declare(
             // keys they are dynamic properties, evaluated once now.
             if !spec.is_runtime() && !matches!(spec.kind, keys::Kind::Name | keys::Kind::Raw) {
                 *value = call_closure(state, ctx, &f, &format!("`{key}`"))?;
-                dynamic.push((key.to_string(), f));
+                if let Some(c) = resolve_closure(&state.borrow(), &f) {
+                    dynamic.push((key.to_string(), c));
+                }
             }
         } else if spec.name == "orchestration" {
             // `orchestration.requires` is computed at generation time.
@@ -414,6 +429,13 @@ fn task_run(
     params: Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let pos = ctx.call_position();
+    if state.borrow().runtime && state.borrow().closure_depth > 0 {
+        return Err(err(
+            format!("task_run({desc:?}, {plugin:?}, ..): task plugins are not available in this version of systemd-sparrowd"),
+            None,
+            pos,
+        ));
+    }
     if state.borrow().closure_depth > 0 {
         return Err(err(
             format!("task_run({desc:?}, {plugin:?}, ..) cannot run at generation time"),
@@ -581,9 +603,24 @@ fn size_getter(engine: &mut Engine, name: &'static str, shift: u32) {
 }
 
 impl Loader {
-    /// A loader whose facts and environment come from `host`.
+    /// A loader whose facts and environment come from `host`, for
+    /// generation time: runtime functions raise an error.
     pub fn new(host: Rc<dyn Host>) -> Loader {
-        let state: Shared2 = Rc::new(RefCell::new(State::default()));
+        Loader::build(host, None)
+    }
+
+    /// A loader for the daemon: runtime functions read `runtime`, and
+    /// closures are called with [`Loader::call`].
+    pub fn with_runtime(host: Rc<dyn Host>, runtime: Arc<dyn RuntimeHost>) -> Loader {
+        Loader::build(host, Some(runtime))
+    }
+
+    fn build(host: Rc<dyn Host>, runtime: Option<Arc<dyn RuntimeHost>>) -> Loader {
+        let current_unit = Rc::new(RefCell::new(String::new()));
+        let state: Shared2 = Rc::new(RefCell::new(State {
+            runtime: runtime.is_some(),
+            ..State::default()
+        }));
         let deadline = Rc::new(Cell::new(Instant::now() + WALL_CLOCK));
         let mut engine = Engine::new();
         // Constant folding would turn map literals into constants and lose the
@@ -665,7 +702,18 @@ impl Loader {
         }
         for (name, arity) in RUNTIME_ONLY {
             let name = *name;
+            if runtime.is_some() && RUNTIME_PROVIDED.contains(&name) {
+                continue;
+            }
+            let later = runtime.is_some();
             let msg = move |pos| {
+                if later {
+                    return err(
+                        format!("{name}() is not available in this version of systemd-sparrowd"),
+                        None,
+                        pos,
+                    );
+                }
                 err(
                     format!("{name}() is a runtime function and cannot be called at generation time"),
                     Some("call it inside a hook or monitor closure, which systemd-sparrowd evaluates while the service runs; generation time has facts such as memory_total() and cpu_count()"),
@@ -704,6 +752,9 @@ impl Loader {
                 declare(&st, &ctx, UnitKind::Service, Some(name.to_string()), map)
             },
         );
+        if let Some(rt) = &runtime {
+            register_runtime(&mut engine, rt.clone(), current_unit.clone());
+        }
         let st = state.clone();
         engine.register_fn("service", move |ctx: NativeCallContext, map: Map| {
             declare(&st, &ctx, UnitKind::Service, None, map)
@@ -740,7 +791,43 @@ impl Loader {
             engine,
             state,
             deadline,
+            current_unit,
         }
+    }
+
+    /// Calls a closure with `args`, about `unit`, within `limit` of wall
+    /// clock (and the operation limit). Errors point into the definition.
+    pub fn call(
+        &self,
+        c: &Closure,
+        args: Vec<Dynamic>,
+        unit: &str,
+        limit: Duration,
+    ) -> Result<Dynamic, Diagnostic> {
+        *self.current_unit.borrow_mut() = unit.to_string();
+        self.deadline.set(Instant::now() + limit);
+        // A closure runs "inside a closure": no declarations from it.
+        self.state.borrow_mut().closure_depth += 1;
+        let result = c.fn_ptr.call::<Dynamic>(&self.engine, &c.ast, args);
+        self.state.borrow_mut().closure_depth -= 1;
+        result.map_err(|e| {
+            let mut d = diag::from_rhai(&e, &c.source, &KeyIndex::default());
+            if matches!(*e, EvalAltResult::ErrorTerminated(..)) {
+                d.message = format!(
+                    "the closure ran longer than its limit of {} ms",
+                    limit.as_millis()
+                );
+            }
+            if d.line == 0 {
+                // Limits stop a closure without a position: point at its body.
+                let name = c.fn_ptr.fn_name();
+                if let Some(def) = c.ast.iter_fn_def().find(|f| f.name == name) {
+                    let pos = def.body.start_position();
+                    (d.line, d.col) = (pos.line().unwrap_or(0), pos.position().unwrap_or(0));
+                }
+            }
+            d
+        })
     }
 
     /// Evaluates one definition. `path` is what diagnostics and `SourcePath=`
@@ -832,7 +919,7 @@ impl Loader {
         for d in &decls {
             let lowered = {
                 let st = self.state.borrow();
-                lower::lower(d, &source, &|f: &FnPtr| closure_arity(&st, f))
+                lower::lower(d, &source, &|f: &FnPtr| resolve_closure(&st, f))
             };
             if !lowered.problems.is_empty() {
                 ensure_index(&mut index);
@@ -1023,4 +1110,111 @@ fn unit_file_problem(decls: &mut [RawDecl], name: &UnitName, source: &str) -> Op
         }
     }
     None
+}
+
+/// The runtime functions the daemon provides (the rest of `RUNTIME_ONLY`
+/// comes with later parts of runtime mode).
+const RUNTIME_PROVIDED: &[&str] = &[
+    "available_memory",
+    "free_memory",
+    "load",
+    "psi",
+    "service_memory",
+    "service_state",
+    "connections",
+    "read_file",
+    "log",
+];
+
+fn host_err(name: &str, e: String, pos: Position) -> Box<EvalAltResult> {
+    err(format!("{name}(): {e}"), None, pos)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A unit name as closures write it: `"web"` means `web.service`.
+fn service_name(unit: &str) -> String {
+    if unit.contains('.') {
+        unit.to_string()
+    } else {
+        format!("{unit}.service")
+    }
+}
+
+fn psi_map(line: &crate::host::PsiLine) -> Map {
+    let mut m = Map::new();
+    m.insert("avg10".into(), line.avg10.into());
+    m.insert("avg60".into(), line.avg60.into());
+    m.insert("avg300".into(), line.avg300.into());
+    m.insert("total".into(), to_i64(line.total).into());
+    m
+}
+
+/// Registers the runtime functions backed by `rt`.
+fn register_runtime(engine: &mut Engine, rt: Arc<dyn RuntimeHost>, unit: Rc<RefCell<String>>) {
+    let r = rt.clone();
+    engine.register_fn("available_memory", move |ctx: NativeCallContext| {
+        r.available_memory()
+            .map(to_i64)
+            .map_err(|e| host_err("available_memory", e, ctx.call_position()))
+    });
+    let r = rt.clone();
+    engine.register_fn("free_memory", move |ctx: NativeCallContext| {
+        r.free_memory()
+            .map(to_i64)
+            .map_err(|e| host_err("free_memory", e, ctx.call_position()))
+    });
+    let r = rt.clone();
+    engine.register_fn("load", move |ctx: NativeCallContext| {
+        r.load()
+            .map_err(|e| host_err("load", e, ctx.call_position()))
+    });
+    let r = rt.clone();
+    engine.register_fn("psi", move |ctx: NativeCallContext, resource: &str| {
+        let p = r
+            .psi(resource)
+            .map_err(|e| host_err("psi", e, ctx.call_position()))?;
+        let mut m = Map::new();
+        m.insert("some".into(), Dynamic::from_map(psi_map(&p.some)));
+        if let Some(full) = &p.full {
+            m.insert("full".into(), Dynamic::from_map(psi_map(full)));
+        }
+        Ok::<_, Box<EvalAltResult>>(m)
+    });
+    let r = rt.clone();
+    engine.register_fn(
+        "service_memory",
+        move |ctx: NativeCallContext, unit: &str| {
+            r.service_memory(&service_name(unit))
+                .map(to_i64)
+                .map_err(|e| host_err("service_memory", e, ctx.call_position()))
+        },
+    );
+    let r = rt.clone();
+    engine.register_fn("service_state", move |unit: &str| {
+        r.service_state(&service_name(unit))
+    });
+    let r = rt.clone();
+    engine.register_fn("connections", move |ctx: NativeCallContext, port: i64| {
+        let port = u16::try_from(port).map_err(|_| {
+            err(
+                format!("connections(): {port} is not a port"),
+                None,
+                ctx.call_position(),
+            )
+        })?;
+        r.connections(port)
+            .map(to_i64)
+            .map_err(|e| host_err("connections", e, ctx.call_position()))
+    });
+    let r = rt.clone();
+    engine.register_fn("read_file", move |ctx: NativeCallContext, path: &str| {
+        r.read_file(path)
+            .map_err(|e| host_err("read_file", e, ctx.call_position()))
+    });
+    engine.register_fn("log", move |msg: Dynamic| {
+        rt.log(&unit.borrow(), &msg.to_string())
+    });
 }

@@ -82,3 +82,48 @@ impl Host for FixedHost {
         self.files.iter().any(|f| f == path)
     }
 }
+
+/// One line of a PSI file (`some` or `full`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PsiLine {
+    /// Share of the last 10 s with a stall, in percent.
+    pub avg10: f64,
+    /// Over 60 s.
+    pub avg60: f64,
+    /// Over 300 s.
+    pub avg300: f64,
+    /// Total stall time in microseconds.
+    pub total: u64,
+}
+
+/// Pressure stall information for one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Psi {
+    /// Some task stalled.
+    pub some: PsiLine,
+    /// All non-idle tasks stalled (absent for CPU on older kernels).
+    pub full: Option<PsiLine>,
+}
+
+/// The machine as a closure sees it while the service runs: reads only,
+/// each quick (no network, no D-Bus round trip inside a call).
+pub trait RuntimeHost: Send + Sync {
+    /// `MemAvailable` in bytes.
+    fn available_memory(&self) -> Result<u64, String>;
+    /// `MemFree` in bytes.
+    fn free_memory(&self) -> Result<u64, String>;
+    /// 1-minute load average as a percentage of all CPUs.
+    fn load(&self) -> Result<f64, String>;
+    /// System-wide pressure for `memory`, `cpu` or `io`.
+    fn psi(&self, resource: &str) -> Result<Psi, String>;
+    /// Memory the unit's cgroup uses now, in bytes.
+    fn service_memory(&self, unit: &str) -> Result<u64, String>;
+    /// The unit's ActiveState (`active`, `inactive`, `failed`, ...; `unknown`).
+    fn service_state(&self, unit: &str) -> String;
+    /// Established TCP connections to a local port.
+    fn connections(&self, port: u16) -> Result<u64, String>;
+    /// A small regular file's text.
+    fn read_file(&self, path: &str) -> Result<String, String>;
+    /// A message from a closure about `unit`.
+    fn log(&self, unit: &str, message: &str);
+}

@@ -10,6 +10,7 @@
 //! sources through [`ModuleSource`]; writing files is the generator's job.
 #![deny(missing_docs)]
 
+mod closure;
 mod diag;
 mod engine;
 mod host;
@@ -19,7 +20,8 @@ mod lower;
 pub mod schema;
 pub mod value;
 
+pub use closure::Closure;
 pub use diag::{Diagnostic, ScriptError, Severity};
 pub use engine::{Loaded, Loader, ModuleSource, ModuleText, NoModules, FUNCTIONS, SYSTEMD_PLUGINS};
-pub use host::{Facts, FixedHost, Host};
+pub use host::{Facts, FixedHost, Host, Psi, PsiLine, RuntimeHost};
 pub use lower::{Install, UnitDecl, UnitKind, HEADER};

@@ -11,10 +11,11 @@ use std::collections::BTreeMap;
 use rhai::{Dynamic, FnPtr, Map};
 use sparrow_unit::{UnitFile, UnitName, UnitType, Value, Word};
 
+use crate::closure::Closure;
 use crate::diag::Severity;
 use crate::engine::RawDecl;
 use crate::keys::{self, Applies, KeySpec, Kind, Section};
-use crate::schema::{self, ClosureArity, RtValue};
+use crate::schema::{self, Closures, RtValue};
 use crate::value::{self, Issue, Str};
 
 /// Header line every generated unit starts with; tools use it to recognise
@@ -58,7 +59,7 @@ pub struct UnitDecl {
     pub runtime: BTreeMap<String, RtValue>,
     /// Static keys whose value came from a closure (canonical name), with
     /// the closure: the daemon re-evaluates these.
-    pub dynamic: Vec<(String, FnPtr)>,
+    pub dynamic: Vec<(String, Closure)>,
     /// Source name of the declaring call.
     pub source: String,
     /// Line of the declaring call.
@@ -77,10 +78,10 @@ pub(crate) struct Lowered {
     pub problems: Vec<Problem>,
 }
 
-struct Arity<'a>(&'a dyn Fn(&FnPtr) -> Option<usize>);
+struct Resolver<'a>(&'a dyn Fn(&FnPtr) -> Option<Closure>);
 
-impl ClosureArity for Arity<'_> {
-    fn arity(&self, f: &FnPtr) -> Option<usize> {
+impl Closures for Resolver<'_> {
+    fn resolve(&self, f: &FnPtr) -> Option<Closure> {
         (self.0)(f)
     }
 }
@@ -363,7 +364,7 @@ fn section_name(spec: &KeySpec, kind: UnitKind) -> &'static str {
 pub(crate) fn lower(
     d: &RawDecl,
     source_path: &str,
-    arity: &dyn Fn(&FnPtr) -> Option<usize>,
+    closures: &dyn Fn(&FnPtr) -> Option<Closure>,
 ) -> Lowered {
     let mut problems = Vec::new();
     let (ty, applies, kind_word) = match d.kind {
@@ -472,7 +473,9 @@ pub(crate) fn lower(
             Kind::Runtime(shape) => {
                 let mut errors = Vec::new();
                 let path = vec![raw_key.to_string()];
-                if let Some(rv) = schema::validate(shape, v, &path, &Arity(arity), &mut errors) {
+                if let Some(rv) =
+                    schema::validate(shape, v, &path, &Resolver(closures), &mut errors)
+                {
                     if spec.name == "orchestration" {
                         if let Some(RtValue::Units(req)) = rv.get("requires") {
                             let unit = file.section("Unit").expect("valid section");

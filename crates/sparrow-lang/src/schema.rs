@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use rhai::{Dynamic, FnPtr, Map};
 
+use crate::closure::Closure;
+
 use crate::keys::{self, closest};
 use crate::value::{self, Issue, Size};
 
@@ -70,8 +72,8 @@ pub enum RtValue {
     Map(BTreeMap<String, RtValue>),
     /// An array.
     List(Vec<RtValue>),
-    /// A closure and its parameter count.
-    Closure(FnPtr),
+    /// A closure, callable later.
+    Closure(Closure),
     /// A time span: its spelling and microseconds.
     Duration(String, u64),
     /// An integer.
@@ -111,11 +113,10 @@ pub struct SchemaError {
     pub issue: Issue,
 }
 
-/// Tells how many parameters a closure declares.
-pub trait ClosureArity {
-    /// Parameters the closure takes when called (captured variables excluded),
-    /// or `None` when the function cannot be found.
-    fn arity(&self, f: &FnPtr) -> Option<usize>;
+/// Finds the script a closure lives in (and so how many parameters it takes).
+pub trait Closures {
+    /// The closure behind `f`, or `None` when its function cannot be found.
+    fn resolve(&self, f: &FnPtr) -> Option<Closure>;
 }
 
 const LEVELS: &[&str] = &["some", "full"];
@@ -307,7 +308,7 @@ pub fn validate(
     shape: &Shape,
     v: &Dynamic,
     path: &[String],
-    arity: &dyn ClosureArity,
+    arity: &dyn Closures,
     errors: &mut Vec<SchemaError>,
 ) -> Option<RtValue> {
     let fail = |errors: &mut Vec<SchemaError>, issue: Issue| {
@@ -421,8 +422,8 @@ pub fn validate(
                     )),
                 );
             };
-            match arity.arity(&f) {
-                Some(n) if n < *min || n > *max => {
+            match arity.resolve(&f) {
+                Some(c) if c.params < *min || c.params > *max => {
                     let want = if min == max {
                         format!("{min}")
                     } else {
@@ -431,11 +432,19 @@ pub fn validate(
                     fail(
                         errors,
                         Issue::new(format!(
-                            "this closure takes {n} parameter(s); it is called with {want}"
+                            "this closure takes {} parameter(s); it is called with {want}",
+                            c.params
                         )),
                     )
                 }
-                _ => Some(RtValue::Closure(f)),
+                Some(c) => Some(RtValue::Closure(c)),
+                None => fail(
+                    errors,
+                    Issue::new(format!(
+                        "the function {} behind this closure was not found",
+                        f.fn_name()
+                    )),
+                ),
             }
         }
         Shape::Duration => match value::duration(v) {
@@ -529,7 +538,7 @@ pub fn validate(
 fn step(
     v: &Dynamic,
     path: &[String],
-    arity: &dyn ClosureArity,
+    arity: &dyn Closures,
     errors: &mut Vec<SchemaError>,
 ) -> Option<RtValue> {
     if v.is_fnptr() {

@@ -1,0 +1,386 @@
+//! The runtime functions closures call while a service runs, read from
+//! `/proc` and the cgroup file system. Each read is small and bounded: no
+//! network, no D-Bus, nothing that can block (files are opened
+//! non-blocking and only regular files are read).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use procfs::Current;
+use sparrow_lang::{Psi, PsiLine, RuntimeHost};
+
+/// What the daemon knows about a unit, shared with closures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitSnapshot {
+    /// `ActiveState`.
+    pub active_state: String,
+    /// `ControlGroup` (e.g. `/system.slice/web.service`), empty when none.
+    pub control_group: String,
+}
+
+/// Units by name, kept current by the daemon.
+pub type Units = Arc<RwLock<HashMap<String, UnitSnapshot>>>;
+
+/// Largest file `read_file()` returns.
+pub const READ_FILE_MAX: u64 = 64 * 1024;
+
+/// Logs a closure's message (the daemon sends it to the journal).
+pub type LogSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// The runtime functions, backed by this machine.
+pub struct RealRuntime {
+    units: Units,
+    cgroup: CgroupFs,
+    log: LogSink,
+}
+
+impl RealRuntime {
+    /// A runtime that answers `service_*()` from `units` and logs to `log`.
+    pub fn new(units: Units, log: LogSink) -> RealRuntime {
+        RealRuntime {
+            units,
+            cgroup: CgroupFs::detect(),
+            log,
+        }
+    }
+}
+
+/// Where the memory accounting of a cgroup can be read.
+#[derive(Debug, Clone)]
+pub struct CgroupFs {
+    /// cgroup v2 mount point (`/sys/fs/cgroup` or `/sys/fs/cgroup/unified`).
+    pub v2: Option<PathBuf>,
+    /// cgroup v1 memory controller mount point, on hybrid hosts.
+    pub v1_memory: Option<PathBuf>,
+}
+
+impl CgroupFs {
+    /// Finds the mounts from `/proc/self/mountinfo`.
+    pub fn detect() -> CgroupFs {
+        let text = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut fs = CgroupFs {
+            v2: None,
+            v1_memory: None,
+        };
+        for line in text.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mount_point = left.split_whitespace().nth(4).unwrap_or_default();
+            let mut r = right.split_whitespace();
+            let fstype = r.next().unwrap_or_default();
+            let super_opts = r.nth(1).unwrap_or_default();
+            match fstype {
+                "cgroup2" if fs.v2.is_none() => fs.v2 = Some(PathBuf::from(mount_point)),
+                "cgroup" if super_opts.split(',').any(|o| o == "memory") => {
+                    fs.v1_memory = Some(PathBuf::from(mount_point))
+                }
+                _ => {}
+            }
+        }
+        fs
+    }
+
+    /// Bytes of memory used by the cgroup `path` (v2 `memory.current`,
+    /// else v1 `memory.usage_in_bytes`).
+    pub fn memory_current(&self, path: &str) -> Result<u64, String> {
+        let rel = path.trim_start_matches('/');
+        let candidates = [
+            self.v2.as_ref().map(|m| m.join(rel).join("memory.current")),
+            self.v1_memory
+                .as_ref()
+                .map(|m| m.join(rel).join("memory.usage_in_bytes")),
+        ];
+        for p in candidates.into_iter().flatten() {
+            if let Ok(t) = fs::read_to_string(&p) {
+                return t
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{}: not a number", p.display()));
+            }
+        }
+        Err(format!("no memory accounting for cgroup {path}"))
+    }
+}
+
+fn line(r: &procfs::PressureRecord) -> PsiLine {
+    PsiLine {
+        avg10: f64::from(r.avg10),
+        avg60: f64::from(r.avg60),
+        avg300: f64::from(r.avg300),
+        total: r.total,
+    }
+}
+
+/// Reads a small regular file without blocking.
+pub fn read_small_file(path: &str) -> Result<String, String> {
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        return Err(format!("{path}: not an absolute path"));
+    }
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(p)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let meta = f.metadata().map_err(|e| format!("{path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{path}: not a regular file"));
+    }
+    let mut buf = Vec::new();
+    f.by_ref()
+        .take(READ_FILE_MAX + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("{path}: {e}"))?;
+    if buf.len() as u64 > READ_FILE_MAX {
+        return Err(format!("{path}: larger than {READ_FILE_MAX} bytes"));
+    }
+    String::from_utf8(buf).map_err(|_| format!("{path}: not UTF-8 text"))
+}
+
+/// Established TCP connections (v4 and v6) whose local port is `port`.
+pub fn established(port: u16) -> Result<u64, String> {
+    let mut n = 0;
+    for table in [procfs::net::tcp(), procfs::net::tcp6()] {
+        // A host without IPv6 has no tcp6 table.
+        let Ok(entries) = table else { continue };
+        n += entries
+            .iter()
+            .filter(|e| {
+                e.state == procfs::net::TcpState::Established && e.local_address.port() == port
+            })
+            .count() as u64;
+    }
+    Ok(n)
+}
+
+impl RuntimeHost for RealRuntime {
+    fn available_memory(&self) -> Result<u64, String> {
+        let m = procfs::Meminfo::current().map_err(|e| e.to_string())?;
+        m.mem_available
+            .ok_or_else(|| "MemAvailable is missing".into())
+    }
+    fn free_memory(&self) -> Result<u64, String> {
+        procfs::Meminfo::current()
+            .map(|m| m.mem_free)
+            .map_err(|e| e.to_string())
+    }
+    fn load(&self) -> Result<f64, String> {
+        let l = procfs::LoadAverage::current().map_err(|e| e.to_string())?;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(f64::from(l.one) / cpus as f64 * 100.0)
+    }
+    fn psi(&self, resource: &str) -> Result<Psi, String> {
+        let e = |e: procfs::ProcError| format!("/proc/pressure/{resource}: {e}");
+        match resource {
+            "memory" => procfs::MemoryPressure::current()
+                .map(|p| Psi {
+                    some: line(&p.some),
+                    full: Some(line(&p.full)),
+                })
+                .map_err(e),
+            "io" => procfs::IoPressure::current()
+                .map(|p| Psi {
+                    some: line(&p.some),
+                    full: Some(line(&p.full)),
+                })
+                .map_err(e),
+            "cpu" => procfs::CpuPressure::current()
+                .map(|p| Psi {
+                    some: line(&p.some),
+                    full: None,
+                })
+                .map_err(e),
+            other => Err(format!("unknown resource {other:?} (memory, cpu or io)")),
+        }
+    }
+    fn service_memory(&self, unit: &str) -> Result<u64, String> {
+        let cg = self
+            .units
+            .read()
+            .map_err(|_| "unit table poisoned")?
+            .get(unit)
+            .map(|u| u.control_group.clone());
+        match cg {
+            Some(cg) if !cg.is_empty() => self.cgroup.memory_current(&cg),
+            _ => Err(format!("{unit} has no control group (is it running?)")),
+        }
+    }
+    fn service_state(&self, unit: &str) -> String {
+        self.units
+            .read()
+            .ok()
+            .and_then(|u| u.get(unit).map(|s| s.active_state.clone()))
+            .unwrap_or_else(|| "unknown".into())
+    }
+    fn connections(&self, port: u16) -> Result<u64, String> {
+        established(port)
+    }
+    fn read_file(&self, path: &str) -> Result<String, String> {
+        read_small_file(path)
+    }
+    fn log(&self, unit: &str, message: &str) {
+        (self.log)(unit, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> (RealRuntime, Arc<std::sync::Mutex<Vec<String>>>) {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let units: Units = Arc::default();
+        (
+            RealRuntime::new(
+                units,
+                Arc::new(move |u, m| s.lock().unwrap().push(format!("{u}: {m}"))),
+            ),
+            seen,
+        )
+    }
+
+    fn meminfo(key: &str) -> u64 {
+        let t = fs::read_to_string("/proc/meminfo").unwrap();
+        let l = t.lines().find(|l| l.starts_with(key)).unwrap();
+        l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    #[test]
+    fn memory_figures_match_proc_meminfo() {
+        let (rt, _) = runtime();
+        let avail = rt.available_memory().unwrap();
+        let want = meminfo("MemAvailable:");
+        // The two reads are a moment apart: allow 64 MiB of drift.
+        assert!(avail.abs_diff(want) < 64 << 20, "{avail} vs {want}");
+        assert!(rt.free_memory().unwrap() <= meminfo("MemTotal:"));
+    }
+
+    #[test]
+    fn load_is_a_percentage_of_all_cpus() {
+        let (rt, _) = runtime();
+        let l = rt.load().unwrap();
+        let one: f64 = fs::read_to_string("/proc/loadavg")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let cpus = std::thread::available_parallelism().unwrap().get() as f64;
+        assert!((l - one / cpus * 100.0).abs() < 50.0, "{l}");
+        assert!(l >= 0.0);
+    }
+
+    #[test]
+    fn psi_reads_proc_pressure() {
+        let (rt, _) = runtime();
+        let m = rt.psi("memory").unwrap();
+        assert!(m.full.is_some());
+        assert!(m.some.avg10 >= 0.0 && m.some.avg10 <= 100.0);
+        let cpu = rt.psi("cpu").unwrap();
+        let text = fs::read_to_string("/proc/pressure/cpu").unwrap();
+        let total: u64 = text
+            .lines()
+            .next()
+            .unwrap()
+            .rsplit("total=")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            cpu.some.total <= total + 10_000_000,
+            "{} vs {total}",
+            cpu.some.total
+        );
+        assert!(rt.psi("disk").unwrap_err().contains("unknown resource"));
+    }
+
+    #[test]
+    fn read_file_reads_small_regular_files_only() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("limit");
+        fs::write(&f, "512M\n").unwrap();
+        let (rt, _) = runtime();
+        assert_eq!(rt.read_file(f.to_str().unwrap()).unwrap(), "512M\n");
+        assert!(rt
+            .read_file("relative")
+            .unwrap_err()
+            .contains("not an absolute path"));
+        assert!(rt
+            .read_file("/dev/zero")
+            .unwrap_err()
+            .contains("not a regular file"));
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(
+            rt.read_file(fifo.to_str().unwrap())
+                .unwrap_err()
+                .contains("not a regular file"),
+            "a FIFO must not block"
+        );
+        fs::write(&f, vec![b'x'; 70_000]).unwrap();
+        assert!(rt
+            .read_file(f.to_str().unwrap())
+            .unwrap_err()
+            .contains("larger than"));
+    }
+
+    #[test]
+    fn connections_counts_established_sockets_on_a_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (rt, _) = runtime();
+        assert_eq!(rt.connections(port).unwrap(), 0);
+        let _a = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _b = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (_s1, _) = listener.accept().unwrap();
+        let (_s2, _) = listener.accept().unwrap();
+        assert_eq!(rt.connections(port).unwrap(), 2);
+    }
+
+    #[test]
+    fn service_figures_come_from_the_daemons_view() {
+        let (rt, seen) = runtime();
+        assert_eq!(rt.service_state("x.service"), "unknown");
+        // Our own cgroup stands in for a unit's.
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
+        let cg = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap()
+            .to_string();
+        rt.units.write().unwrap().insert(
+            "x.service".into(),
+            UnitSnapshot {
+                active_state: "active".into(),
+                control_group: cg,
+            },
+        );
+        assert_eq!(rt.service_state("x.service"), "active");
+        match rt.service_memory("x.service") {
+            Ok(bytes) => assert!(bytes > 0),
+            Err(e) => assert!(e.contains("no memory accounting"), "{e}"),
+        }
+        assert!(rt
+            .service_memory("y.service")
+            .unwrap_err()
+            .contains("no control group"));
+        rt.log("x.service", "hello");
+        assert_eq!(*seen.lock().unwrap(), vec!["x.service: hello".to_string()]);
+    }
+
+    #[test]
+    fn cgroup_mounts_are_found() {
+        let fs = CgroupFs::detect();
+        assert!(fs.v2.is_some() || fs.v1_memory.is_some(), "{fs:?}");
+    }
+}
