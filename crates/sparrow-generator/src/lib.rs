@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use sparrow_lang::{Diagnostic, Host, Install, Loader, ModuleSource, ModuleText};
+use sparrow_lang::{Diagnostic, Host, Install, Loaded, Loader, ModuleSource, ModuleText};
 use sparrow_unit::UnitName;
 
 use scan::{Refused, Source, SourceKind};
@@ -116,7 +116,7 @@ enum Outcome {
 }
 
 /// Lets an `Arc` host serve a thread-local loader, which wants an `Rc`.
-struct SharedHost(Arc<dyn Host + Send + Sync>);
+pub struct SharedHost(pub Arc<dyn Host + Send + Sync>);
 
 impl Host for SharedHost {
     fn facts(&self) -> &sparrow_lang::Facts {
@@ -130,35 +130,17 @@ impl Host for SharedHost {
     }
 }
 
-/// Evaluates a run of sources with one loader (one Rhai engine).
-fn evaluate(
-    sources: &[Source],
-    host: Arc<dyn Host + Send + Sync>,
-    check_owner: bool,
-) -> Vec<(PathBuf, Outcome)> {
-    let loader = Loader::new(Rc::new(SharedHost(host)));
-    let mut libs: HashMap<PathBuf, Rc<DirModules>> = HashMap::new();
-    let mut out = Vec::with_capacity(sources.len());
-    for src in sources {
-        let refuse = |reason: String| {
-            Outcome::Refused(Refused {
-                path: src.path.clone(),
-                reason,
-            })
-        };
-        if src.kind == SourceKind::RakuShebang {
-            out.push((src.path.clone(), refuse("is a #!raku/#!sparrow6 unit: the Raku bridge is not part of this version, so it was not translated".into())));
-            continue;
-        }
-        let text = match scan::read_source(&src.path, check_owner) {
-            Ok(t) => t,
-            Err(e) => {
-                out.push((src.path.clone(), refuse(e.reason)));
-                continue;
-            }
-        };
-        let dir = src.path.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let lib = libs
+/// Modules from `lib/` beside each definition, cached per directory: one
+/// per loader (thread), reused for every source it loads.
+#[derive(Default)]
+pub struct LibCache {
+    libs: HashMap<PathBuf, Rc<DirModules>>,
+}
+
+impl LibCache {
+    fn for_source(&mut self, path: &Path, check_owner: bool) -> Rc<DirModules> {
+        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        self.libs
             .entry(dir.clone())
             .or_insert_with(|| {
                 Rc::new(DirModules {
@@ -167,26 +149,71 @@ fn evaluate(
                     cache: RefCell::default(),
                 })
             })
-            .clone();
-        let loaded = match src.kind {
-            SourceKind::Shebang => {
-                let base = src
-                    .path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                match UnitName::parse(base) {
-                    Ok(name) => loader.load_unit_file(&src.path, &text, &name, lib),
-                    Err(e) => {
-                        out.push((
-                            src.path.clone(),
-                            refuse(format!("the file name is not a unit name: {e}")),
-                        ));
-                        continue;
-                    }
-                }
+            .clone()
+    }
+}
+
+/// Evaluates one source whose text was already read: the one way sources
+/// are loaded, for the generator and for the daemon (whose loader has
+/// runtime functions).
+pub fn load_text(
+    loader: &Loader,
+    libs: &mut LibCache,
+    src: &Source,
+    text: &str,
+    check_owner: bool,
+) -> Result<Loaded, Refused> {
+    let refuse = |reason: String| Refused {
+        path: src.path.clone(),
+        reason,
+    };
+    let lib = libs.for_source(&src.path, check_owner);
+    match src.kind {
+        SourceKind::RakuShebang => Err(refuse(
+            "is a #!raku/#!sparrow6 unit: the Raku bridge is not part of this version, so it was not translated".into(),
+        )),
+        SourceKind::Shebang => {
+            let base = src.path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = UnitName::parse(base).map_err(|e| refuse(format!("the file name is not a unit name: {e}")))?;
+            Ok(loader.load_unit_file(&src.path, text, &name, lib))
+        }
+        SourceKind::Definition => Ok(loader.load(&src.path, text, lib)),
+    }
+}
+
+/// Reads and evaluates one source (see [`load_text`]).
+pub fn load_source(
+    loader: &Loader,
+    libs: &mut LibCache,
+    src: &Source,
+    check_owner: bool,
+) -> Result<Loaded, Refused> {
+    if src.kind == SourceKind::RakuShebang {
+        return load_text(loader, libs, src, "", check_owner);
+    }
+    let text = scan::read_source(&src.path, check_owner).map_err(|e| Refused {
+        path: src.path.clone(),
+        reason: e.reason,
+    })?;
+    load_text(loader, libs, src, &text, check_owner)
+}
+
+/// Evaluates a run of sources with one loader (one Rhai engine).
+fn evaluate(
+    sources: &[Source],
+    host: Arc<dyn Host + Send + Sync>,
+    check_owner: bool,
+) -> Vec<(PathBuf, Outcome)> {
+    let loader = Loader::new(Rc::new(SharedHost(host)));
+    let mut libs = LibCache::default();
+    let mut out = Vec::with_capacity(sources.len());
+    for src in sources {
+        let loaded = match load_source(&loader, &mut libs, src, check_owner) {
+            Ok(l) => l,
+            Err(r) => {
+                out.push((src.path.clone(), Outcome::Refused(r)));
+                continue;
             }
-            _ => loader.load(&src.path, &text, lib),
         };
         let outcome = if loaded.has_errors() {
             Outcome::Failed(loaded.diagnostics)

@@ -335,11 +335,22 @@ impl Lab {
                 .map_err(|e| setup_err(&format!("masking {unit}"), e))?;
         }
         if let Some(bin) = &setup.sparrow {
-            fs::copy(bin, dir.join("bin/systemd-sparrow"))
-                .map_err(|e| setup_err("copying systemd-sparrow", e))?;
-            // Under the generator's name the same binary is the generator.
-            fs::copy(bin, dir.join("generators/systemd-sparrow-generator"))
-                .map_err(|e| setup_err("installing the generator", e))?;
+            // One binary under three names: the CLI, the generator and the
+            // daemon (it dispatches on argv[0]). Hard links spare copying a
+            // large debug build; a copy when they are on different file systems.
+            for (to, what) in [
+                ("bin/systemd-sparrow", "copying systemd-sparrow"),
+                (
+                    "generators/systemd-sparrow-generator",
+                    "installing the generator",
+                ),
+                ("bin/systemd-sparrowd", "installing systemd-sparrowd"),
+            ] {
+                let to = dir.join(to);
+                fs::hard_link(bin, &to)
+                    .or_else(|_| fs::copy(bin, &to).map(|_| ()))
+                    .map_err(|e| setup_err(what, e))?;
+            }
         }
         for (name, text) in &setup.definitions {
             let p = dir.join("sparrow").join(name);

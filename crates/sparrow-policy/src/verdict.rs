@@ -45,8 +45,11 @@ pub enum Threshold {
 pub struct PropHistory {
     /// When it was last changed by us.
     pub last_change: Option<Millis>,
-    /// The value we last set.
+    /// What systemd reported right after our last change.
     pub last_value: Option<Live>,
+    /// What we asked for in that change (systemd may round it, e.g. page
+    /// sizes for percentages, so the two can differ).
+    pub last_target: Option<Live>,
 }
 
 /// The outcome of [`judge`].
@@ -114,6 +117,11 @@ pub fn judge(
     if target == live {
         return Verdict::Same;
     }
+    // Asked for before and still as systemd reported it then: nothing to do,
+    // even if systemd stored a rounded value.
+    if history.last_target.as_ref() == Some(target) && history.last_value.as_ref() == Some(live) {
+        return Verdict::Same;
+    }
     let (d, growing) = delta(target, live);
     if !exceeds(d, live, threshold) {
         return Verdict::BelowThreshold { delta: d };
@@ -146,7 +154,7 @@ mod tests {
     fn changed_at(t: Millis) -> PropHistory {
         PropHistory {
             last_change: Some(t),
-            last_value: None,
+            ..PropHistory::default()
         }
     }
 
@@ -354,6 +362,34 @@ mod tests {
                 1,
                 Verdict::Dwell { wait_ms: MIN - 1 },
             ),
+            (
+                "applied before and rounded by systemd: nothing to do",
+                num(2_834_853_888),
+                num(2_834_677_760),
+                None,
+                0,
+                PropHistory {
+                    last_change: Some(0),
+                    last_value: Some(num(2_834_677_760)),
+                    last_target: Some(num(2_834_853_888)),
+                },
+                1,
+                Verdict::Same,
+            ),
+            (
+                "changed since by someone else: apply again",
+                num(2_834_853_888),
+                num(1 << 30),
+                None,
+                0,
+                PropHistory {
+                    last_change: Some(0),
+                    last_value: Some(num(2_834_677_760)),
+                    last_target: Some(num(2_834_853_888)),
+                },
+                1,
+                Verdict::Apply { growing: true },
+            ),
         ];
         for (name, target, live, th, dwell, hist, now, want) in cases {
             assert_eq!(judge(&target, &live, th, dwell, &hist, now), want, "{name}");
@@ -377,6 +413,7 @@ mod tests {
                 hist = PropHistory {
                     last_change: Some(now),
                     last_value: Some(live.clone()),
+                    last_target: Some(live.clone()),
                 };
                 changes.push(now);
             }

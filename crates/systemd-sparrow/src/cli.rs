@@ -43,6 +43,28 @@ pub enum Command {
     /// Boot a throwaway systemd with the bundled examples and report what
     /// became of them (root only; takes a few seconds).
     Demo,
+    /// What systemd-sparrowd is doing: per unit, the last evaluation, what
+    /// it applied and when, the next evaluation, errors.
+    Status {
+        /// One unit (default: all managed units).
+        unit: Option<String>,
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evaluate a unit's resources now and show what would change, without applying.
+    Eval {
+        /// The unit.
+        unit: String,
+        /// What to evaluate (only `resources` for now).
+        #[arg(default_value = "resources", value_parser = ["resources"])]
+        what: String,
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask systemd-sparrowd to re-read the definitions.
+    Reload,
     /// Show what a daemon-reload would change in the generated units.
     Diff {
         /// Definition files or directories; default: the search path.

@@ -1,4 +1,7 @@
-//! `systemd-sparrow`: render, check and compare definitions.
+//! `systemd-sparrow`: render, check and compare definitions; talk to the
+//! daemon. Installed under another name it is that program: the generator
+//! (`systemd-sparrow-generator`, `systemd-sparrow-user-generator`) or the
+//! daemon (`systemd-sparrowd`).
 
 mod cli;
 mod cmd;
@@ -7,18 +10,23 @@ mod examples;
 mod pretty;
 mod udiff;
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Installed under a generator's name, this binary is the generator.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if argv
+    let name = argv
         .first()
-        .is_some_and(|a| sparrow_generator::entry::is_generator_name(std::path::Path::new(a)))
-    {
+        .map(Path::new)
+        .and_then(Path::file_name)
+        .unwrap_or_default();
+    if sparrow_generator::entry::is_generator_name(Path::new(name)) {
         return ExitCode::from(sparrow_generator::entry::main(argv));
+    }
+    if name == "systemd-sparrowd" {
+        return sparrow_daemon::main();
     }
     let args = cli::Cli::parse();
     match cmd::run(args) {

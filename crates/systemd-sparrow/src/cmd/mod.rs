@@ -1,6 +1,7 @@
 //! One file per command; `run` dispatches and returns the exit status.
 
 mod check;
+mod control;
 mod demo;
 mod diff;
 mod render;
@@ -22,6 +23,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             user,
         } => check::run(&paths, verify, root.as_deref(), user),
         Command::Demo => demo::run(),
+        Command::Status { unit, json } => control::status(unit, json),
+        Command::Eval { unit, json, .. } => control::eval(unit, json),
+        Command::Reload => control::reload(),
         Command::Diff {
             paths,
             generator_dir,

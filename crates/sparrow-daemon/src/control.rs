@@ -1,0 +1,246 @@
+//! The control socket: a root-only Unix socket speaking one JSON object per
+//! line each way. `systemd-sparrow status|eval|reload` are its clients.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sparrow_policy::Prop;
+
+/// Where the daemon listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/systemd-sparrow/control.sock";
+/// Overrides the socket path (daemon and clients).
+pub const SOCKET_ENV: &str = "SYSTEMD_SPARROW_CONTROL";
+
+/// The socket path to use.
+pub fn socket_path() -> PathBuf {
+    std::env::var_os(SOCKET_ENV).map_or_else(|| PathBuf::from(DEFAULT_SOCKET), PathBuf::from)
+}
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The daemon's view of all units, or of one.
+    Status {
+        /// One unit, or all.
+        #[serde(default)]
+        unit: Option<String>,
+    },
+    /// Evaluate a unit's closures now and say what would change, without applying.
+    Eval {
+        /// The unit.
+        unit: String,
+    },
+    /// Re-read the definitions.
+    Reload,
+}
+
+/// A response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// For `status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// For `eval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<EvalReport>,
+    /// For `reload`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl Response {
+    /// A failure.
+    pub fn error(msg: impl Into<String>) -> Response {
+        Response {
+            ok: false,
+            error: Some(msg.into()),
+            ..Response::default()
+        }
+    }
+}
+
+/// The daemon as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// Its PID.
+    pub pid: u32,
+    /// `system bus`, `private socket` or `disconnected`.
+    pub bus: String,
+    /// How many times definitions were loaded.
+    pub generation: u64,
+    /// Units it manages.
+    pub managed: usize,
+    /// Live changes in the last minute, and the cap.
+    pub changes_last_minute: usize,
+    /// The daemon-wide cap per minute.
+    pub max_changes_per_minute: usize,
+    /// Evaluations, failed ones, and ones stopped by a limit.
+    pub evaluations: u64,
+    /// Failed evaluations.
+    pub errors: u64,
+    /// Evaluations stopped by the wall-clock or operation limit.
+    pub slow: u64,
+    /// Evaluations postponed because every worker was busy.
+    pub postponed: u64,
+    /// Problems with definitions (one line each).
+    pub problems: Vec<String>,
+}
+
+/// One decision about one property.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The property.
+    pub prop: Prop,
+    /// What the closure asked for (as systemd will report it).
+    pub desired: String,
+    /// What systemd reported.
+    pub live: String,
+    /// `apply`, `same`, `below threshold (...)`, `dwell (...)`, `unit cap`, `daemon cap`.
+    pub verdict: String,
+}
+
+/// The last evaluation of a unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+    /// How long the closures took (µs).
+    pub took_us: u64,
+    /// The error, if it failed (file:line:col: message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What was decided per property.
+    pub decisions: Vec<Decision>,
+}
+
+/// A change the daemon made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+    /// The property.
+    pub prop: Prop,
+    /// Before.
+    pub old: String,
+    /// What systemd reports now.
+    pub new: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One managed unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitStatus {
+    /// The unit.
+    pub unit: String,
+    /// Its definition, `file:line`.
+    pub definition: String,
+    /// Its ActiveState as last seen.
+    pub active_state: String,
+    /// Evaluation interval (ms).
+    pub interval_ms: u64,
+    /// Milliseconds until the next evaluation, when it is scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_eval_in_ms: Option<u64>,
+    /// The last evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_eval: Option<EvalRecord>,
+    /// Recent changes, newest last.
+    pub applied: Vec<Applied>,
+    /// Live values as last read.
+    pub live: BTreeMap<Prop, String>,
+    /// Evaluations, failures, limit hits.
+    pub evaluations: u64,
+    /// Failed evaluations.
+    pub errors: u64,
+    /// Evaluations stopped by a limit.
+    pub slow: u64,
+}
+
+/// `status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// The daemon.
+    pub daemon: DaemonStatus,
+    /// Its units.
+    pub units: Vec<UnitStatus>,
+}
+
+/// `eval`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// The unit.
+    pub unit: String,
+    /// How long the closures took (µs).
+    pub took_us: u64,
+    /// The error, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What would be decided per property; nothing is applied.
+    pub decisions: Vec<Decision>,
+}
+
+/// Sends one request and waits (up to `timeout`) for the response.
+pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Response, String> {
+    let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+        format!("cannot reach systemd-sparrowd at {}: {e} (is it running? systemctl status systemd-sparrowd)", path.display())
+    })?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+    line.push('\n');
+    (&stream)
+        .write_all(line.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut reply)
+        .map_err(|e| format!("no answer from systemd-sparrowd: {e}"))?;
+    if reply.is_empty() {
+        return Err("systemd-sparrowd closed the connection without answering".into());
+    }
+    serde_json::from_str(&reply).map_err(|e| format!("bad answer from systemd-sparrowd: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_a_small_stable_wire_format() {
+        let r = Request::Status {
+            unit: Some("web.service".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"cmd":"status","unit":"web.service"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"status"}"#).unwrap(),
+            Request::Status { unit: None }
+        );
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"cmd":"reload"}"#).unwrap(),
+            Request::Reload
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"format-disk"}"#).is_err());
+        let resp = Response::error("nope");
+        assert_eq!(
+            serde_json::to_string(&resp).unwrap(),
+            r#"{"ok":false,"error":"nope"}"#
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! The little the daemon remembers across restarts: when it last changed
+//! each property of each unit (for `min_dwell`), and what it set. Kept under
+//! /run (it describes this boot only), written atomically after every
+//! change; a missing or damaged file means "no recent changes".
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sparrow_policy::{Prop, PropHistory};
+
+/// Per unit, per property.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Persisted {
+    /// Format version.
+    pub version: u32,
+    /// The histories.
+    pub units: BTreeMap<String, BTreeMap<Prop, PropHistory>>,
+}
+
+/// Reads the state file; a missing file is an empty state, a damaged one
+/// is an empty state and a warning.
+pub fn load(path: &Path) -> (Persisted, Option<String>) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match serde_json::from_str::<Persisted>(&text) {
+            Ok(p) if p.version == 1 => (p, None),
+            Ok(p) => (
+                Persisted::default(),
+                Some(format!(
+                    "{}: unknown version {}, starting afresh",
+                    path.display(),
+                    p.version
+                )),
+            ),
+            Err(e) => (
+                Persisted::default(),
+                Some(format!("{}: {e}, starting afresh", path.display())),
+            ),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (Persisted::default(), None),
+        Err(e) => (
+            Persisted::default(),
+            Some(format!("{}: {e}, starting afresh", path.display())),
+        ),
+    }
+}
+
+/// Writes the state file atomically.
+pub fn save(path: &Path, state: &Persisted) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut s = state.clone();
+    s.version = 1;
+    let text = serde_json::to_string(&s).map_err(io::Error::other)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparrow_policy::Live;
+
+    #[test]
+    fn round_trips_and_survives_damage() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("sub/state.json");
+        let mut p = Persisted::default();
+        p.units.entry("web.service".into()).or_default().insert(
+            Prop::MemoryMax,
+            PropHistory {
+                last_change: Some(123),
+                last_value: Some(Live::Num(1 << 30)),
+                last_target: Some(Live::Num(1 << 30)),
+            },
+        );
+        save(&f, &p).unwrap();
+        let (back, warn) = load(&f);
+        assert_eq!(warn, None);
+        assert_eq!(back.units, p.units);
+        std::fs::write(&f, "{ not json").unwrap();
+        let (back, warn) = load(&f);
+        assert!(back.units.is_empty());
+        assert!(warn.unwrap().contains("starting afresh"));
+        let (back, warn) = load(&d.path().join("missing.json"));
+        assert!(back.units.is_empty() && warn.is_none());
+    }
+}

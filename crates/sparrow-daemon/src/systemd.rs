@@ -1,0 +1,260 @@
+//! Talking to systemd: the [`Systemd`] trait the core uses, and the real
+//! implementation over D-Bus (zbus), on the system bus or, when that is
+//! unavailable, systemd's private socket.
+//!
+//! **Architecture Invariant:** this module is the only place that knows
+//! D-Bus. The core sees units, properties and plain values.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use sparrow_policy::{cpus_of_mask, Live, Prop, Setting, SettingValue};
+use zbus::{Connection, OwnedVariant, Variant};
+
+const DEST: &str = "org.freedesktop.systemd1";
+const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+
+/// What the core tracks of a unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitInfo {
+    /// `ActiveState`.
+    pub active_state: String,
+    /// `ControlGroup`, empty when the unit has none.
+    pub control_group: String,
+}
+
+/// The systemd operations the daemon needs. The real one is [`Bus`]; tests
+/// use a recording one.
+pub trait Systemd: Send + Sync + 'static {
+    /// `SetUnitProperties(unit, runtime=true, settings)`.
+    fn set(
+        &self,
+        unit: &str,
+        settings: Vec<Setting>,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    /// The live values of `props`.
+    fn live(
+        &self,
+        unit: &str,
+        props: Vec<Prop>,
+    ) -> impl Future<Output = Result<BTreeMap<Prop, Live>, String>> + Send;
+    /// The unit's state and control group.
+    fn info(&self, unit: &str) -> impl Future<Output = Result<UnitInfo, String>> + Send;
+}
+
+/// A unit's object path: `web.service` → `/org/freedesktop/systemd1/unit/web_2eservice`
+/// (systemd's `bus_path_escape`).
+pub fn unit_path(unit: &str) -> String {
+    let mut p = String::from("/org/freedesktop/systemd1/unit/");
+    if unit.is_empty() {
+        p.push('_');
+    }
+    for b in unit.bytes() {
+        if b.is_ascii_alphanumeric() {
+            p.push(b as char);
+        } else {
+            p.push_str(&format!("_{b:02x}"));
+        }
+    }
+    p
+}
+
+/// The unit for an object path (the inverse of [`unit_path`]).
+pub fn unit_of_path(path: &str) -> Option<String> {
+    let esc = path.strip_prefix("/org/freedesktop/systemd1/unit/")?;
+    if esc == "_" {
+        return Some(String::new());
+    }
+    let bytes = esc.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'_' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Which connection is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The system bus (`/run/dbus/system_bus_socket`).
+    SystemBus,
+    /// systemd's private socket (`/run/systemd/private`), a direct connection.
+    Private,
+}
+
+/// A D-Bus connection to systemd.
+#[derive(Clone)]
+pub struct Bus {
+    conn: Connection,
+    via: Via,
+}
+
+fn e(err: zbus::Error) -> String {
+    err.to_string()
+}
+
+impl Bus {
+    /// Connects to the system bus, or to systemd's private socket when the
+    /// bus is not there (early boot, or `dbus` restarting), and subscribes to
+    /// unit changes.
+    pub async fn connect(timeout: Duration) -> Result<Bus, String> {
+        let system = tokio::time::timeout(timeout, Connection::system()).await;
+        let (conn, via) = match system {
+            Ok(Ok(c)) => (c, Via::SystemBus),
+            first => {
+                let why = match first {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out".into(),
+                };
+                let private = zbus::connection::Builder::address("unix:path=/run/systemd/private")
+                    .p2p()
+                    .build();
+                match tokio::time::timeout(timeout, private).await {
+                    Ok(Ok(c)) => (c, Via::Private),
+                    Ok(Err(e2)) => {
+                        return Err(format!("system bus: {why}; /run/systemd/private: {e2}"))
+                    }
+                    Err(_) => {
+                        return Err(format!(
+                            "system bus: {why}; /run/systemd/private: timed out"
+                        ))
+                    }
+                }
+            }
+        };
+        let bus = Bus { conn, via };
+        bus.manager("Subscribe", &()).await?;
+        Ok(bus)
+    }
+
+    /// How it is connected.
+    pub fn via(&self) -> Via {
+        self.via
+    }
+
+    /// The connection, for signal streams.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn dest(&self) -> Option<&'static str> {
+        // A direct connection has no bus to route by name.
+        (self.via == Via::SystemBus).then_some(DEST)
+    }
+
+    async fn manager<B>(&self, method: &str, body: &B) -> Result<zbus::Message, String>
+    where
+        B: serde::ser::Serialize + zbus::DynamicType,
+    {
+        self.conn
+            .call_method(self.dest(), MANAGER_PATH, Some(MANAGER), method, body)
+            .await
+            .map_err(e)
+    }
+
+    async fn get(&self, path: &str, iface: &str, name: &str) -> Result<OwnedVariant, String> {
+        let reply = self
+            .conn
+            .call_method(self.dest(), path, Some(PROPERTIES), "Get", &(iface, name))
+            .await
+            .map_err(|err| format!("{name}: {err}"))?;
+        reply.body().deserialize::<OwnedVariant>().map_err(e)
+    }
+
+    async fn get_string(&self, path: &str, iface: &str, name: &str) -> Result<String, String> {
+        let v = self.get(path, iface, name).await?;
+        String::try_from(v).map_err(e)
+    }
+}
+
+fn to_variant(s: &Setting) -> Result<(String, OwnedVariant), String> {
+    let v = match &s.value {
+        SettingValue::U64(n) => OwnedVariant::from(*n),
+        SettingValue::U32(n) => OwnedVariant::from(*n),
+        SettingValue::Bytes(b) => OwnedVariant::try_from(Variant::from(b.clone())).map_err(e)?,
+    };
+    Ok((s.name.to_string(), v))
+}
+
+fn live_value(prop: Prop, v: OwnedVariant) -> Result<Live, String> {
+    if prop == Prop::AllowedCpus {
+        let bytes: Vec<u8> = match Variant::from(v) {
+            Variant::Array(a) => Vec::<u8>::try_from(a).map_err(e)?,
+            other => return Err(format!("AllowedCPUs: unexpected {other:?}")),
+        };
+        return Ok(Live::Cpus(cpus_of_mask(&bytes)));
+    }
+    u64::try_from(v)
+        .map(Live::Num)
+        .map_err(|err| format!("{}: {err}", prop.dbus_name()))
+}
+
+impl Systemd for Bus {
+    async fn set(&self, unit: &str, settings: Vec<Setting>) -> Result<(), String> {
+        let props = settings
+            .iter()
+            .map(to_variant)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.manager("SetUnitProperties", &(unit, true, props))
+            .await
+            .map(|_| ())
+    }
+
+    async fn live(&self, unit: &str, props: Vec<Prop>) -> Result<BTreeMap<Prop, Live>, String> {
+        let path = unit_path(unit);
+        let mut out = BTreeMap::new();
+        for p in props {
+            let v = self
+                .get(&path, "org.freedesktop.systemd1.Service", p.dbus_name())
+                .await?;
+            out.insert(p, live_value(p, v)?);
+        }
+        Ok(out)
+    }
+
+    async fn info(&self, unit: &str) -> Result<UnitInfo, String> {
+        let path = unit_path(unit);
+        Ok(UnitInfo {
+            active_state: self
+                .get_string(&path, "org.freedesktop.systemd1.Unit", "ActiveState")
+                .await?,
+            control_group: self
+                .get_string(&path, "org.freedesktop.systemd1.Service", "ControlGroup")
+                .await
+                .unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_paths_escape_like_systemd() {
+        assert_eq!(
+            unit_path("web.service"),
+            "/org/freedesktop/systemd1/unit/web_2eservice"
+        );
+        assert_eq!(
+            unit_path("a-b@c.service"),
+            "/org/freedesktop/systemd1/unit/a_2db_40c_2eservice"
+        );
+        for u in ["web.service", "a-b@c_d.service", "x\\x2dy.mount", ""] {
+            assert_eq!(unit_of_path(&unit_path(u)).as_deref(), Some(u), "{u}");
+        }
+        assert_eq!(unit_of_path("/org/freedesktop/systemd1"), None);
+        assert_eq!(unit_of_path("/org/freedesktop/systemd1/unit/bad_zz"), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! `status`, `eval` and `reload`: clients of systemd-sparrowd's control socket.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sparrow_daemon::control::{self, Decision, Request, Response};
+
+fn ask(req: Request) -> anyhow::Result<Response> {
+    let resp = control::request(&control::socket_path(), &req, Duration::from_secs(20))
+        .map_err(anyhow::Error::msg)?;
+    if !resp.ok {
+        anyhow::bail!(
+            "{}",
+            resp.error
+                .unwrap_or_else(|| "the daemon refused the request".into())
+        );
+    }
+    Ok(resp)
+}
+
+fn ago(at_ms: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let s = now.saturating_sub(at_ms) / 1000;
+    if s < 120 {
+        format!("{s}s ago")
+    } else {
+        format!("{}m ago", s / 60)
+    }
+}
+
+fn decisions(ds: &[Decision]) -> String {
+    ds.iter()
+        .map(|d| {
+            format!(
+                "    {:<16} desired {:<10} live {:<10} {}\n",
+                d.prop.to_string(),
+                d.desired,
+                d.live,
+                d.verdict
+            )
+        })
+        .collect()
+}
+
+pub fn status(unit: Option<String>, json: bool) -> anyhow::Result<u8> {
+    let resp = ask(Request::Status { unit })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&resp)?);
+        return Ok(0);
+    }
+    let st = resp.status.unwrap_or_default();
+    let d = &st.daemon;
+    println!(
+        "systemd-sparrowd (pid {}, {}): {} managed units; {} changes in the last minute (cap {}); {} evaluations, {} errors, {} stopped by limits",
+        d.pid, d.bus, d.managed, d.changes_last_minute, d.max_changes_per_minute, d.evaluations, d.errors, d.slow
+    );
+    for p in &d.problems {
+        println!("  definition problem: {p}");
+    }
+    for u in &st.units {
+        let next = u
+            .next_eval_in_ms
+            .map(|ms| format!(", next in {}s", ms.div_ceil(1000)))
+            .unwrap_or_default();
+        println!(
+            "\n{} ({}) from {}, every {}s{next}",
+            u.unit,
+            u.active_state,
+            u.definition,
+            u.interval_ms / 1000
+        );
+        match &u.last_eval {
+            None => println!("  not evaluated yet"),
+            Some(e) => match &e.error {
+                Some(err) => println!("  last evaluation {} failed: {err}", ago(e.at_ms)),
+                None => print!(
+                    "  last evaluation {} ({} µs):\n{}",
+                    ago(e.at_ms),
+                    e.took_us,
+                    decisions(&e.decisions)
+                ),
+            },
+        }
+        for a in &u.applied {
+            println!(
+                "  applied {}: {} {} -> {} ({})",
+                ago(a.at_ms),
+                a.prop,
+                a.old,
+                a.new,
+                a.reason
+            );
+        }
+        println!(
+            "  evaluations {}, errors {}, stopped by limits {}",
+            u.evaluations, u.errors, u.slow
+        );
+    }
+    Ok(0)
+}
+
+pub fn eval(unit: String, json: bool) -> anyhow::Result<u8> {
+    let resp = ask(Request::Eval { unit })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&resp)?);
+        return Ok(0);
+    }
+    let r = resp.eval.unwrap_or_default();
+    if let Some(err) = &r.error {
+        println!(
+            "{}: evaluation failed after {} µs: {err}",
+            r.unit, r.took_us
+        );
+        return Ok(1);
+    }
+    print!(
+        "{}: evaluated in {} µs; nothing was applied\n{}",
+        r.unit,
+        r.took_us,
+        decisions(&r.decisions)
+    );
+    Ok(0)
+}
+
+pub fn reload() -> anyhow::Result<u8> {
+    let resp = ask(Request::Reload)?;
+    println!("{}", resp.message.unwrap_or_default());
+    Ok(0)
+}

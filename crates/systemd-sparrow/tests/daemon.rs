@@ -1,0 +1,470 @@
+//! Runtime mode in the lab: systemd-sparrowd adapting real units over real D-Bus.
+
+use std::time::Duration;
+
+use sparrow_lab::{Lab, Output, Setup};
+
+const SPARROW: &str = env!("CARGO_BIN_EXE_systemd-sparrow");
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.ok(),
+        "command failed ({:?}): {}{}",
+        o.code,
+        o.stdout,
+        o.stderr
+    );
+    o.stdout
+}
+
+/// The packaged unit, pointed at the lab's copy of the binary.
+fn daemon_unit() -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/systemd-sparrowd.service"
+    ))
+    .unwrap();
+    text.replace(
+        "ExecStart=/usr/local/bin/systemd-sparrowd",
+        "ExecStart=/opt/sparrow/bin/systemd-sparrowd",
+    )
+}
+
+fn boot_with_daemon(setup: Setup) -> Lab {
+    let lab = Lab::boot(setup.unit_file("systemd-sparrowd.service", &daemon_unit()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    ok(lab
+        .exec(&["systemctl", "start", "systemd-sparrowd.service"])
+        .unwrap());
+    lab.wait_active_state("systemd-sparrowd.service", "active", SECS(20))
+        .unwrap();
+    lab
+}
+
+/// `systemd-sparrow status [UNIT] --json`; an empty `unit` means all.
+fn status_json(lab: &Lab, unit: &str) -> serde_json::Value {
+    let mut argv = vec!["/opt/sparrow/bin/systemd-sparrow", "status", "--json"];
+    if !unit.is_empty() {
+        argv.push(unit);
+    }
+    let out = ok(lab.exec(&argv).unwrap());
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+const ADAPTIVE: &str = r#"
+service("adaptive", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    memory_max: 1.GB,
+    monitor: #{
+        interval: "1s",
+        min_dwell: "0s",
+        change_threshold: #{ memory_max: "100M" },
+        resources: || {
+            let text = read_file("/etc/adaptive-limits");
+            let lines = text.split("\n");
+            #{ memory_max: lines[0], cpu_quota: lines[1] }
+        },
+    },
+    wanted_by: "multi-user.target",
+});
+"#;
+
+#[test]
+fn the_daemon_applies_what_a_closure_decides_and_ignores_small_changes() {
+    let lab = boot_with_daemon(Setup::new(SPARROW).definition("adaptive.sparrow", ADAPTIVE));
+    let set_limits = |mem: &str, cpu: &str| {
+        ok(lab
+            .sh(&format!(
+                "printf '%s\\n%s' '{mem}' '{cpu}' > /etc/adaptive-limits"
+            ))
+            .unwrap())
+    };
+    set_limits("512M", "50%");
+    lab.wait_for(
+        "MemoryMax=512M and CPUQuota=50% to be applied",
+        SECS(10),
+        |lab| {
+            let p = lab.show("adaptive.service", &["MemoryMax", "CPUQuotaPerSecUSec"])?;
+            Ok((
+                p["MemoryMax"] == (512u64 << 20).to_string() && p["CPUQuotaPerSecUSec"] == "500ms",
+                format!("{p:?}"),
+            ))
+        },
+    )
+    .unwrap();
+    // Growth, over the threshold.
+    set_limits("768M", "150%");
+    lab.wait_for("MemoryMax=768M and CPUQuota=150%", SECS(10), |lab| {
+        let p = lab.show("adaptive.service", &["MemoryMax", "CPUQuotaPerSecUSec"])?;
+        Ok((
+            p["MemoryMax"] == (768u64 << 20).to_string() && p["CPUQuotaPerSecUSec"] == "1.500000s",
+            format!("{p:?}"),
+        ))
+    })
+    .unwrap();
+    // Under the 100M threshold: never applied, and status says why.
+    set_limits("800M", "150%");
+    std::thread::sleep(SECS(3));
+    assert_eq!(
+        lab.prop("adaptive.service", "MemoryMax").unwrap(),
+        (768u64 << 20).to_string()
+    );
+    let st = status_json(&lab, "adaptive.service");
+    let decisions = st["status"]["units"][0]["last_eval"]["decisions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mem = decisions
+        .iter()
+        .find(|d| d["prop"] == "memory_max")
+        .unwrap();
+    assert_eq!(mem["verdict"], "below threshold (changes by 32M)", "{st}");
+    // The journal has the change with structured fields.
+    let log = ok(lab
+        .exec(&[
+            "journalctl",
+            "-u",
+            "systemd-sparrowd",
+            "--no-pager",
+            "-o",
+            "cat",
+            "UNIT=adaptive.service",
+            "PROPERTY=MemoryMax",
+        ])
+        .unwrap());
+    assert!(
+        log.contains("adaptive.service: MemoryMax 512M -> 768M (grow"),
+        "{log}"
+    );
+}
+
+fn wait_memory_max(lab: &Lab, unit: &str, want: u64) {
+    lab.wait_for(&format!("{unit} MemoryMax={want}"), SECS(15), |lab| {
+        let v = lab.prop(unit, "MemoryMax")?;
+        Ok((v == want.to_string(), format!("MemoryMax={v}")))
+    })
+    .unwrap();
+}
+
+const FILE_DRIVEN: &str = r#"
+service("web", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    monitor: #{ interval: "1s", min_dwell: "0s", resources: || {
+        // Rhai's trim() changes the string in place.
+        let limit = read_file("/etc/web-limit");
+        limit.trim();
+        #{ memory_max: limit }
+    } },
+    wanted_by: "multi-user.target",
+});
+"#;
+
+const TROUBLE: &str = r#"
+service("thrower", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    monitor: #{ interval: "1s", resources: || { throw "the metrics backend is down"; } },
+    wanted_by: "multi-user.target",
+});
+service("spinner", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    monitor: #{ interval: "1s", resources: || { let n = 0; loop { n += 1; } } },
+    wanted_by: "multi-user.target",
+});
+"#;
+
+#[test]
+fn failing_and_endless_closures_are_reported_and_others_keep_going() {
+    let lab = boot_with_daemon(
+        Setup::new(SPARROW)
+            .definition("web.sparrow", FILE_DRIVEN)
+            .definition("trouble.sparrow", TROUBLE),
+    );
+    ok(lab.sh("echo 300M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 300 << 20);
+    lab.wait_for("both bad closures to be reported", SECS(15), |lab| {
+        let t = status_json(lab, "thrower.service");
+        let s = status_json(lab, "spinner.service");
+        let t_err = t["status"]["units"][0]["last_eval"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let s_err = s["status"]["units"][0]["last_eval"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let s_slow = s["status"]["units"][0]["slow"].as_u64().unwrap_or(0);
+        Ok((
+            t_err.contains("the metrics backend is down") && s_slow > 0,
+            format!("thrower: {t_err}; spinner: {s_err} (slow {s_slow})"),
+        ))
+    })
+    .unwrap();
+    let t = status_json(&lab, "thrower.service");
+    let err = t["status"]["units"][0]["last_eval"]["error"]
+        .as_str()
+        .unwrap();
+    assert!(
+        err.starts_with("/etc/systemd/sparrow/trouble.sparrow:4:"),
+        "errors name file:line:col: {err}"
+    );
+    // The daemon still serves the good unit while the spinner keeps a worker busy.
+    ok(lab.sh("echo 400M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 400 << 20);
+    assert_eq!(
+        lab.prop("systemd-sparrowd.service", "NRestarts").unwrap(),
+        "0"
+    );
+    // The human form says the same.
+    let human = ok(lab
+        .exec(&["/opt/sparrow/bin/systemd-sparrow", "status"])
+        .unwrap());
+    assert!(human.contains("thrower.service (active)"), "{human}");
+    assert!(
+        human.contains("failed: /etc/systemd/sparrow/trouble.sparrow:4:"),
+        "{human}"
+    );
+    assert!(
+        human.contains("applied") && human.contains("memory_max 300M -> 400M"),
+        "{human}"
+    );
+}
+
+#[test]
+fn status_eval_reload_and_readiness() {
+    let lab = boot_with_daemon(Setup::new(SPARROW).definition("web.sparrow", FILE_DRIVEN));
+    ok(lab.sh("echo 300M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 300 << 20);
+    // READY=1 came with a STATUS= line; the watchdog is on.
+    lab.wait_for("STATUS= to count the active unit", SECS(5), |lab| {
+        let t = lab.prop("systemd-sparrowd.service", "StatusText")?;
+        Ok((
+            t.starts_with("managing 1 units (1 active); 1 changes applied"),
+            t,
+        ))
+    })
+    .unwrap();
+    let p = lab
+        .show("systemd-sparrowd.service", &["WatchdogUSec"])
+        .unwrap();
+    assert_eq!(p["WatchdogUSec"], "30s");
+    let st = status_json(&lab, "web.service");
+    let u = &st["status"]["units"][0];
+    assert_eq!(u["interval_ms"], 1000, "{st}");
+    assert!(u["next_eval_in_ms"].as_u64().unwrap() <= 1000, "{st}");
+    assert!(u["last_eval"]["at_ms"].as_u64().unwrap() > 0, "{st}");
+    assert_eq!(u["applied"][0]["new"], "300M", "{st}");
+    assert_eq!(u["live"]["memory_max"], "300M", "{st}");
+    // eval: what would change, without applying. An hourly unit, so that
+    // its schedule does not apply the value first.
+    let hourly = FILE_DRIVEN
+        .replace("\"web\"", "\"hourly\"")
+        .replace("/etc/web-limit", "/etc/hourly-limit")
+        .replace("interval: \"1s\"", "interval: \"1h\"");
+    lab.write_definition("hourly.sparrow", &hourly).unwrap();
+    ok(lab.sh("echo 100M > /etc/hourly-limit").unwrap());
+    lab.daemon_reload().unwrap();
+    ok(lab.exec(&["systemctl", "start", "hourly.service"]).unwrap());
+    wait_memory_max(&lab, "hourly.service", 100 << 20);
+    ok(lab.sh("echo 600M > /etc/hourly-limit").unwrap());
+    let out = ok(lab
+        .exec(&[
+            "/opt/sparrow/bin/systemd-sparrow",
+            "eval",
+            "hourly.service",
+            "resources",
+        ])
+        .unwrap());
+    assert!(out.contains("nothing was applied"), "{out}");
+    assert!(
+        out.contains("memory_max")
+            && out.contains("desired 600M")
+            && out.contains("live 100M")
+            && out.contains(" apply"),
+        "{out}"
+    );
+    std::thread::sleep(SECS(2));
+    assert_eq!(
+        lab.prop("hourly.service", "MemoryMax").unwrap(),
+        (100u64 << 20).to_string(),
+        "eval must not apply"
+    );
+    // A new definition is picked up by `systemd-sparrow reload`.
+    lab.write_definition(
+        "db.sparrow",
+        &FILE_DRIVEN
+            .replace("\"web\"", "\"db\"")
+            .replace("/etc/web-limit", "/etc/db-limit"),
+    )
+    .unwrap();
+    ok(lab.exec(&["systemctl", "daemon-reload"]).unwrap());
+    ok(lab.exec(&["systemctl", "start", "db.service"]).unwrap());
+    ok(lab.sh("echo 200M > /etc/db-limit").unwrap());
+    let reload = ok(lab
+        .exec(&["/opt/sparrow/bin/systemd-sparrow", "reload"])
+        .unwrap());
+    assert!(reload.contains("re-reading definitions"), "{reload}");
+    wait_memory_max(&lab, "db.service", 200 << 20);
+    // Unknown units are refused with a reason.
+    let o = lab
+        .exec(&["/opt/sparrow/bin/systemd-sparrow", "status", "nope.service"])
+        .unwrap();
+    assert_eq!(o.code, Some(2));
+    assert!(
+        o.stderr.contains("nope.service is not managed"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn the_control_socket_is_for_root_only() {
+    let lab = boot_with_daemon(Setup::new(SPARROW).definition("web.sparrow", FILE_DRIVEN));
+    // Open the file permissions, so that the daemon's own check answers.
+    ok(lab
+        .sh("chmod 755 /run/systemd-sparrow && chmod 666 /run/systemd-sparrow/control.sock")
+        .unwrap());
+    let o = lab
+        .exec(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/opt/sparrow/bin/systemd-sparrow",
+            "status",
+        ])
+        .unwrap();
+    assert_eq!(o.code, Some(2), "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("permission denied: the control socket is for root (you are uid 65534)"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn a_killed_daemon_resumes_without_reapplying() {
+    let lab = boot_with_daemon(Setup::new(SPARROW).definition("web.sparrow", FILE_DRIVEN));
+    ok(lab.sh("echo 300M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 300 << 20);
+    let applied = |lab: &Lab| {
+        let log = ok(lab
+            .exec(&[
+                "journalctl",
+                "-u",
+                "systemd-sparrowd",
+                "--no-pager",
+                "-o",
+                "cat",
+                "UNIT=web.service",
+                "PROPERTY=MemoryMax",
+            ])
+            .unwrap());
+        log.lines().filter(|l| l.contains("->")).count()
+    };
+    assert_eq!(applied(&lab), 1);
+    let pid = lab.prop("systemd-sparrowd.service", "MainPID").unwrap();
+    ok(lab
+        .exec(&[
+            "systemctl",
+            "kill",
+            "--signal=KILL",
+            "systemd-sparrowd.service",
+        ])
+        .unwrap());
+    lab.wait_for("systemd to restart the daemon", SECS(20), |lab| {
+        let p = lab.show(
+            "systemd-sparrowd.service",
+            &["MainPID", "ActiveState", "NRestarts"],
+        )?;
+        Ok((
+            p["ActiveState"] == "active" && p["MainPID"] != pid && p["NRestarts"] == "1",
+            format!("{p:?}"),
+        ))
+    })
+    .unwrap();
+    // It evaluates again (several 1 s intervals) and finds the value live.
+    lab.wait_for(
+        "the restarted daemon to evaluate web.service",
+        SECS(10),
+        |lab| {
+            let st = status_json(lab, "web.service");
+            let n = st["status"]["units"][0]["evaluations"]
+                .as_u64()
+                .unwrap_or(0);
+            Ok((n >= 3, st.to_string()))
+        },
+    )
+    .unwrap();
+    let st = status_json(&lab, "web.service");
+    assert_eq!(
+        st["status"]["units"][0]["last_eval"]["decisions"][0]["verdict"], "same",
+        "{st}"
+    );
+    assert_eq!(
+        applied(&lab),
+        1,
+        "nothing was applied again after the restart"
+    );
+    // Its state file survived the crash (dwell timers).
+    let state = ok(lab
+        .exec(&["cat", "/run/systemd-sparrow/state.json"])
+        .unwrap());
+    assert!(
+        state.contains("web.service") && state.contains("memory_max"),
+        "{state}"
+    );
+    // And it still acts on changes.
+    ok(lab.sh("echo 350M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 350 << 20);
+}
+
+#[test]
+fn dbus_restarts_and_daemon_reloads_are_survived() {
+    let lab = boot_with_daemon(Setup::new(SPARROW).definition("web.sparrow", FILE_DRIVEN));
+    ok(lab.sh("echo 300M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 300 << 20);
+    let st = status_json(&lab, "");
+    assert_eq!(st["status"]["daemon"]["bus"], "system bus", "{st}");
+
+    ok(lab.exec(&["systemctl", "restart", "dbus.service"]).unwrap());
+    ok(lab.sh("echo 320M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 320 << 20);
+
+    // daemon-reload with an edited definition: the new interval is used and
+    // what the daemon knows of the unit (its changes) is kept.
+    lab.write_definition(
+        "web.sparrow",
+        &FILE_DRIVEN.replace("interval: \"1s\"", "interval: \"2s\""),
+    )
+    .unwrap();
+    lab.daemon_reload().unwrap();
+    lab.wait_for("the new interval after daemon-reload", SECS(10), |lab| {
+        let st = status_json(lab, "web.service");
+        Ok((
+            st["status"]["units"][0]["interval_ms"] == 2000,
+            st.to_string(),
+        ))
+    })
+    .unwrap();
+    let st = status_json(&lab, "web.service");
+    assert!(
+        st["status"]["units"][0]["applied"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 2,
+        "history kept across reload: {st}"
+    );
+    assert!(
+        st["status"]["daemon"]["generation"].as_u64().unwrap() >= 2,
+        "{st}"
+    );
+    ok(lab.sh("echo 340M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 340 << 20);
+    assert_eq!(
+        lab.prop("systemd-sparrowd.service", "NRestarts").unwrap(),
+        "0"
+    );
+}
