@@ -1025,29 +1025,44 @@ impl ModuleResolver for ResolverHandle {
 }
 
 /// Keys of `unit` this version checks but does not act on, with a note for
-/// each: runtime keys wait for the daemon (`orchestration.requires` is the
-/// exception, it is applied at generation time).
+/// each. systemd-sparrowd acts on `monitor` (its `resources` closure and
+/// hysteresis settings), `hooks.resources`, dynamic resource properties and
+/// `orchestration.requires` (at generation time); the rest waits for later
+/// parts of runtime mode.
 fn not_acted_on(unit: &UnitDecl) -> Vec<(String, String)> {
+    const LATER: &str = "is checked but not acted on yet: this version of systemd-sparrowd applies `monitor.resources` and dynamic resource properties only";
     let mut out = Vec::new();
     for (key, value) in &unit.runtime {
-        let what = if key == "orchestration" {
-            if value.get("startup_sequence").is_none() {
-                continue;
-            }
-            "`orchestration.startup_sequence`".to_string()
-        } else {
-            format!("`{key}`")
+        let parts: Vec<String> = match key.as_str() {
+            "orchestration" => value
+                .get("startup_sequence")
+                .map(|_| "`orchestration.startup_sequence`".to_string())
+                .into_iter()
+                .collect(),
+            "monitor" => value
+                .get("pattern_check")
+                .map(|_| "`monitor.pattern_check`".to_string())
+                .into_iter()
+                .collect(),
+            "hooks" => ["pre_start", "post_start", "pre_stop", "post_stop"]
+                .iter()
+                .filter(|h| value.get(h).is_some())
+                .map(|h| format!("`hooks.{h}`"))
+                .collect(),
+            other => vec![format!("`{other}`")],
         };
-        out.push((
-            key.clone(),
-            format!("{what} is checked but not acted on yet: runtime keys take effect through systemd-sparrowd, which is not part of this version"),
-        ));
+        for what in parts {
+            out.push((key.clone(), format!("{what} {LATER}")));
+        }
     }
     for (key, _) in &unit.dynamic {
-        out.push((
-            key.clone(),
-            format!("`{key}` is a dynamic property: its value was evaluated now and written to the unit; re-evaluation while the service runs needs systemd-sparrowd, which is not part of this version"),
-        ));
+        let live = keys::lookup(key).is_some_and(crate::schema::is_resource);
+        if !live {
+            out.push((
+                key.clone(),
+                format!("`{key}` is a dynamic property that is evaluated once, by the generator; only resource keys are re-evaluated while the service runs"),
+            ));
+        }
     }
     out
 }

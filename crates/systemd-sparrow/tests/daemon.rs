@@ -468,3 +468,98 @@ fn dbus_restarts_and_daemon_reloads_are_survived() {
         "0"
     );
 }
+
+const PROBE: &str = r#"
+service("probe", #{
+    exec_start: ["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", 8099],
+    monitor: #{ interval: "1s", min_dwell: "0s", resources: || {
+        let mem = service_memory("probe");
+        let cpu = psi("cpu");
+        log(`state=${service_state("probe")} mem=${mem} avail=${available_memory()} free=${free_memory()} load=${load()} cpu10=${cpu.some.avg10} conns=${connections(8099)}`);
+        #{ memory_high: if mem > 1.MB { 200.MB } else { 100.MB } }
+    } },
+    wanted_by: "multi-user.target",
+});
+"#;
+
+/// `key=value` pairs of a log line.
+fn fields(line: &str) -> std::collections::HashMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn runtime_functions_read_the_real_machine() {
+    let lab = boot_with_daemon(Setup::new(SPARROW).definition("probe.sparrow", PROBE));
+    // service_memory() read the unit's real cgroup: over 1M, so MemoryHigh=200M.
+    lab.wait_for("MemoryHigh=200M from service_memory()", SECS(15), |lab| {
+        let v = lab.prop("probe.service", "MemoryHigh")?;
+        Ok((v == (200u64 << 20).to_string(), format!("MemoryHigh={v}")))
+    })
+    .unwrap();
+    // Hold a connection open so that connections(8099) has one to count.
+    ok(lab
+        .exec(&[
+            "systemd-run",
+            "--unit=holder",
+            "/usr/bin/python3",
+            "-c",
+            "import socket,time; s=socket.create_connection(('127.0.0.1', 8099)); time.sleep(120)",
+        ])
+        .unwrap());
+    let mut last = String::new();
+    lab.wait_for(
+        "a log() line counting the open connection",
+        SECS(15),
+        |lab| {
+            let log = ok(lab
+                .exec(&[
+                    "journalctl",
+                    "-u",
+                    "systemd-sparrowd",
+                    "--no-pager",
+                    "-o",
+                    "cat",
+                    "UNIT=probe.service",
+                ])
+                .unwrap());
+            last = log
+                .lines()
+                .rev()
+                .find(|l| l.contains("state="))
+                .unwrap_or("")
+                .to_string();
+            Ok((
+                fields(&last).get("conns").map(String::as_str) == Some("1"),
+                log,
+            ))
+        },
+    )
+    .unwrap();
+    let f = fields(&last);
+    assert_eq!(f["state"], "active", "{last}");
+    let num = |k: &str| {
+        f[k].parse::<f64>()
+            .unwrap_or_else(|_| panic!("{k} is not a number: {last}"))
+    };
+    assert!(num("mem") > 1_048_576.0, "{last}");
+    let meminfo = ok(lab.exec(&["cat", "/proc/meminfo"]).unwrap());
+    let total: f64 = meminfo
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        * 1024.0;
+    assert!(num("avail") > 0.0 && num("avail") <= total, "{last}");
+    assert!(
+        num("free") > 0.0 && num("free") <= num("avail") + total,
+        "{last}"
+    );
+    assert!(num("load") >= 0.0 && num("cpu10") >= 0.0, "{last}");
+}

@@ -315,6 +315,18 @@ fn the_demo_boots_the_examples_and_reports() {
         out.contains("systemd-sparrow diff in the lab: a daemon-reload would change nothing"),
         "{out}"
     );
+    assert!(
+        out.contains("systemd-sparrowd resized adaptive-api.service while it ran: MemoryMax"),
+        "{out}"
+    );
+    assert!(
+        out.contains("$ systemd-sparrow status adaptive-api.service"),
+        "{out}"
+    );
+    assert!(
+        out.contains("applied") && out.contains("memory_max"),
+        "{out}"
+    );
     assert!(out.contains("lab removed"), "{out}");
 }
 

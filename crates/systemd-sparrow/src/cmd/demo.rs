@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use std::time::Duration;
+
 use sparrow_lab::{Lab, LabError, Setup};
 
 use crate::examples::EXAMPLES;
@@ -35,7 +37,8 @@ pub fn run() -> anyhow::Result<u8> {
         }
         return Ok(2);
     }
-    let mut setup = Setup::new(std::env::current_exe()?);
+    let mut setup =
+        Setup::new(std::env::current_exe()?).unit_file("systemd-sparrowd.service", &daemon_unit());
     for (name, text) in EXAMPLES {
         setup = setup.definition(name, text);
     }
@@ -129,6 +132,7 @@ pub fn run() -> anyhow::Result<u8> {
         "\n$ systemctl cat webapp.service\n{}",
         cat.stdout.trim_end()
     );
+    live_adjustment(&lab)?;
     drop(lab);
     println!(
         "\nlab removed; demo took {:.1} s",
@@ -177,4 +181,55 @@ fn note(lab: &Lab, p: &BTreeMap<String, String>) -> String {
         }
     }
     String::new()
+}
+
+/// The packaged unit of systemd-sparrowd, pointed at the lab's binary.
+fn daemon_unit() -> String {
+    include_str!("../../../../packaging/systemd-sparrowd.service").replace(
+        "ExecStart=/usr/local/bin/systemd-sparrowd",
+        "ExecStart=/opt/sparrow/bin/systemd-sparrowd",
+    )
+}
+
+/// Runtime mode: starts systemd-sparrowd and shows it resizing
+/// adaptive-api.service live, as its monitor closure asks.
+fn live_adjustment(lab: &Lab) -> anyhow::Result<()> {
+    println!("\n$ systemctl start systemd-sparrowd");
+    let started = lab.exec(&["systemctl", "start", "systemd-sparrowd.service"])?;
+    if !started.ok() {
+        println!("systemd-sparrowd did not start: {}", started.stderr.trim());
+        return Ok(());
+    }
+    let unit = "adaptive-api.service";
+    let before = lab.show(unit, &["MemoryMax", "CPUQuotaPerSecUSec"])?;
+    let waited = lab.wait_for(
+        "systemd-sparrowd to adjust adaptive-api.service",
+        Duration::from_secs(20),
+        |lab| {
+            let log = lab.exec(&[
+                "journalctl",
+                "-u",
+                "systemd-sparrowd",
+                "--no-pager",
+                "-o",
+                "cat",
+                "UNIT=adaptive-api.service",
+            ])?;
+            Ok((log.stdout.contains("->"), log.stdout))
+        },
+    );
+    let after = lab.show(unit, &["MemoryMax", "CPUQuotaPerSecUSec"])?;
+    match waited {
+        Ok(()) => println!(
+            "systemd-sparrowd resized {unit} while it ran: MemoryMax {} -> {}, CPUQuotaPerSecUSec {} -> {} (systemctl show)",
+            before["MemoryMax"], after["MemoryMax"], before["CPUQuotaPerSecUSec"], after["CPUQuotaPerSecUSec"]
+        ),
+        Err(e) => println!("no live adjustment seen: {e}"),
+    }
+    let status = lab.exec(&["/opt/sparrow/bin/systemd-sparrow", "status", unit])?;
+    println!(
+        "\n$ systemd-sparrow status {unit}\n{}",
+        status.stdout.trim_end()
+    );
+    Ok(())
 }
