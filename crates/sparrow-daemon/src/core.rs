@@ -268,6 +268,9 @@ fn machine(host: &RealHost) -> Machine {
     }
 }
 
+/// Evaluations due within this window are started together.
+const BATCH_MS: u64 = 250;
+
 struct Counters {
     evaluations: u64,
     errors: u64,
@@ -301,6 +304,8 @@ struct Core {
     last_ping: Instant,
     last_status: Instant,
     last_status_text: String,
+    /// An event changed the schedule: run the timer now.
+    reschedule: bool,
 }
 
 impl Core {
@@ -385,6 +390,7 @@ impl Core {
                 info!(VIA = ?bus.via(), "connected to systemd ({})", via_name(Some(bus.via())));
                 self.watch(bus.clone());
                 self.bus = Some(bus);
+                self.reschedule = true;
                 for u in self.units.values_mut() {
                     // Anything may have changed while we were away.
                     u.live.clear();
@@ -403,12 +409,14 @@ impl Core {
                 );
                 self.reconnect_at = Some(Instant::now() + self.backoff);
                 self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+                self.reschedule = true;
             }
             Event::BusLost(why) => {
                 if self.bus.take().is_some() {
                     warn!("lost the connection to systemd: {why}; reconnecting");
                 }
                 self.reconnect_at = Some(Instant::now() + self.backoff);
+                self.reschedule = true;
             }
             Event::Reloading(true) => info!("systemd is reloading"),
             Event::Reloading(false) => {
@@ -425,6 +433,7 @@ impl Core {
                 if now_active && !was_active {
                     // A (re)started unit gets its limits right away.
                     u.next_due = now_ms();
+                    self.reschedule = true;
                     u.live.clear();
                     self.refresh_info(&unit);
                 }
@@ -529,6 +538,7 @@ impl Core {
             next.insert(name, rt);
         }
         self.units = next;
+        self.reschedule = true;
         if let Ok(mut w) = self.watched.write() {
             *w = self.units.keys().map(|u| unit_path(u)).collect();
         }
@@ -864,11 +874,14 @@ impl Core {
     fn on_timer(&mut self) -> Instant {
         let now = now_ms();
         let mut next = now + 60_000;
+        self.reschedule = false;
         if self.bus.is_some() {
+            // Units due within the next batch window go now, together: one
+            // wake-up of the loop and of the workers for many evaluations.
             let due: Vec<String> = self
                 .units
                 .iter()
-                .filter(|(_, u)| u.next_due <= now && !u.in_flight && !u.applying)
+                .filter(|(_, u)| u.next_due <= now + BATCH_MS && !u.in_flight && !u.applying)
                 .map(|(n, _)| n.clone())
                 .collect();
             for name in due {
@@ -901,7 +914,7 @@ impl Core {
             }
         }
         let mut wake =
-            Instant::now() + Duration::from_millis(next.saturating_sub(now_ms()).max(10));
+            Instant::now() + Duration::from_millis(next.saturating_sub(now_ms()).max(BATCH_MS));
         if let Some(at) = self.reconnect_at {
             wake = wake.min(at);
         }
@@ -1124,6 +1137,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         last_ping: Instant::now(),
         last_status: Instant::now(),
         last_status_text: String::new(),
+        reschedule: true,
     };
     core.connect();
     core.read_sources();
@@ -1135,7 +1149,9 @@ pub async fn run(cfg: Config) -> Result<(), String> {
                 if !core.handle(ev) {
                     break;
                 }
-                wake = wake.min(Instant::now());
+                if core.reschedule {
+                    wake = Instant::now();
+                }
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 wake = core.on_timer();

@@ -8,7 +8,8 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use procfs::Current;
 use sparrow_lang::{Psi, PsiLine, RuntimeHost};
@@ -36,7 +37,24 @@ pub struct RealRuntime {
     units: Units,
     cgroup: CgroupFs,
     log: LogSink,
+    /// CPUs for `load()`, counted once: `available_parallelism` reads
+    /// cgroup files on every call.
+    cpus: f64,
+    /// Recent readings of /proc/meminfo and the load: many closures
+    /// evaluated together share one read.
+    recent: Mutex<Recent>,
+    fresh: Duration,
 }
+
+/// Readings kept for [`FRESH`].
+#[derive(Default)]
+struct Recent {
+    meminfo: Option<(Instant, String)>,
+    load: Option<(Instant, f64)>,
+}
+
+/// How old a shared reading may be.
+pub const FRESH: Duration = Duration::from_millis(200);
 
 impl RealRuntime {
     /// A runtime that answers `service_*()` from `units` and logs to `log`.
@@ -45,7 +63,17 @@ impl RealRuntime {
             units,
             cgroup: CgroupFs::detect(),
             log,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            recent: Mutex::default(),
+            fresh: FRESH,
         }
+    }
+
+    /// The same, sharing readings for `fresh` instead of [`FRESH`]
+    /// (`Duration::ZERO`: every call reads the machine).
+    pub fn with_freshness(mut self, fresh: Duration) -> RealRuntime {
+        self.fresh = fresh;
+        self
     }
 }
 
@@ -153,6 +181,37 @@ fn line(r: &procfs::PressureRecord) -> PsiLine {
     }
 }
 
+impl RealRuntime {
+    /// `/proc/meminfo`, read at most every [`FRESH`].
+    fn meminfo(&self) -> Result<String, String> {
+        let mut recent = self.recent.lock().map_err(|_| "poisoned")?;
+        if let Some((at, text)) = &recent.meminfo {
+            if at.elapsed() < self.fresh {
+                return Ok(text.clone());
+            }
+        }
+        let text =
+            fs::read_to_string("/proc/meminfo").map_err(|e| format!("/proc/meminfo: {e}"))?;
+        recent.meminfo = Some((Instant::now(), text.clone()));
+        Ok(text)
+    }
+}
+
+/// One `/proc/meminfo` field in bytes, looked up by hand: parsing the whole
+/// file into procfs's struct took longer than the rest of an evaluation.
+fn meminfo_field(text: &str, key: &str) -> Result<u64, String> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(key))
+        .ok_or_else(|| format!("/proc/meminfo has no {key}"))?;
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("/proc/meminfo: bad {key} line"))?;
+    Ok(kb * 1024)
+}
+
 /// Reads a small regular file without blocking.
 pub fn read_small_file(path: &str) -> Result<String, String> {
     let p = Path::new(path);
@@ -197,19 +256,22 @@ pub fn established(port: u16) -> Result<u64, String> {
 
 impl RuntimeHost for RealRuntime {
     fn available_memory(&self) -> Result<u64, String> {
-        let m = procfs::Meminfo::current().map_err(|e| e.to_string())?;
-        m.mem_available
-            .ok_or_else(|| "MemAvailable is missing".into())
+        meminfo_field(&self.meminfo()?, "MemAvailable:")
     }
     fn free_memory(&self) -> Result<u64, String> {
-        procfs::Meminfo::current()
-            .map(|m| m.mem_free)
-            .map_err(|e| e.to_string())
+        meminfo_field(&self.meminfo()?, "MemFree:")
     }
     fn load(&self) -> Result<f64, String> {
+        let mut recent = self.recent.lock().map_err(|_| "poisoned")?;
+        if let Some((at, v)) = recent.load {
+            if at.elapsed() < self.fresh {
+                return Ok(v);
+            }
+        }
         let l = procfs::LoadAverage::current().map_err(|e| e.to_string())?;
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Ok(f64::from(l.one) / cpus as f64 * 100.0)
+        let v = f64::from(l.one) / self.cpus * 100.0;
+        recent.load = Some((Instant::now(), v));
+        Ok(v)
     }
     fn psi(&self, resource: &str) -> Result<Psi, String> {
         let e = |e: procfs::ProcError| format!("/proc/pressure/{resource}: {e}");
