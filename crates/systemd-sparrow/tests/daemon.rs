@@ -563,3 +563,49 @@ fn runtime_functions_read_the_real_machine() {
     );
     assert!(num("load") >= 0.0 && num("cpu10") >= 0.0, "{last}");
 }
+
+const ENCODINGS: &str = r#"
+service("enc", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    monitor: #{ interval: "1s", min_dwell: "0s", resources: || #{
+        memory_high: "25%",
+        tasks_max: "10%",
+        cpu_weight: 300,
+        io_weight: 200,
+        allowed_cpus: [0],
+        memory_swap_max: "infinity",
+    } },
+    memory_swap_max: 64.MB,
+    wanted_by: "multi-user.target",
+});
+"#;
+
+#[test]
+fn every_property_reaches_systemd_with_the_right_encoding_once() {
+    let lab = boot_with_daemon(Setup::new(SPARROW).definition("enc.sparrow", ENCODINGS));
+    lab.wait_for("all six properties to be applied", SECS(15), |lab| {
+        let p = lab.show("enc.service", &["CPUWeight", "IOWeight", "AllowedCPUs", "MemorySwapMax"])?;
+        Ok((p["CPUWeight"] == "300" && p["IOWeight"] == "200" && p["AllowedCPUs"] == "0" && p["MemorySwapMax"] == "infinity", format!("{p:?}")))
+    })
+    .unwrap();
+    let p = lab.show("enc.service", &["MemoryHigh", "TasksMax"]).unwrap();
+    // Percentages went through the *Scale properties: systemd resolved them
+    // against the machine (the lab shares the host's memory and task limits).
+    let total: u64 = std::fs::read_to_string("/proc/meminfo").unwrap().lines().next().unwrap().split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024;
+    let high: u64 = p["MemoryHigh"].parse().unwrap();
+    assert!(high.abs_diff(total / 4) < 8 << 20, "MemoryHigh={high}, a quarter of {total}");
+    assert_eq!(high % 4096, 0, "page-rounded as systemd does");
+    let tasks: u64 = p["TasksMax"].parse().unwrap();
+    assert!(tasks > 100, "TasksMax={tasks}");
+    // Several more evaluations find everything live, rounding included:
+    // each property was set exactly once.
+    std::thread::sleep(SECS(4));
+    let log = ok(lab.exec(&["journalctl", "-u", "systemd-sparrowd", "--no-pager", "-o", "cat", "UNIT=enc.service"]).unwrap());
+    for prop in ["MemoryHigh", "TasksMax", "CPUWeight", "IOWeight", "AllowedCPUs", "MemorySwapMax"] {
+        let n = log.lines().filter(|l| l.contains(&format!(": {prop} "))).count();
+        assert_eq!(n, 1, "{prop} applied {n} times:\n{log}");
+    }
+    let st = status_json(&lab, "enc.service");
+    let verdicts: Vec<&str> = st["status"]["units"][0]["last_eval"]["decisions"].as_array().unwrap().iter().map(|d| d["verdict"].as_str().unwrap()).collect();
+    assert!(verdicts.iter().all(|v| *v == "same"), "{st}");
+}
