@@ -584,28 +584,77 @@ service("enc", #{
 fn every_property_reaches_systemd_with_the_right_encoding_once() {
     let lab = boot_with_daemon(Setup::new(SPARROW).definition("enc.sparrow", ENCODINGS));
     lab.wait_for("all six properties to be applied", SECS(15), |lab| {
-        let p = lab.show("enc.service", &["CPUWeight", "IOWeight", "AllowedCPUs", "MemorySwapMax"])?;
-        Ok((p["CPUWeight"] == "300" && p["IOWeight"] == "200" && p["AllowedCPUs"] == "0" && p["MemorySwapMax"] == "infinity", format!("{p:?}")))
+        let p = lab.show(
+            "enc.service",
+            &["CPUWeight", "IOWeight", "AllowedCPUs", "MemorySwapMax"],
+        )?;
+        Ok((
+            p["CPUWeight"] == "300"
+                && p["IOWeight"] == "200"
+                && p["AllowedCPUs"] == "0"
+                && p["MemorySwapMax"] == "infinity",
+            format!("{p:?}"),
+        ))
     })
     .unwrap();
-    let p = lab.show("enc.service", &["MemoryHigh", "TasksMax"]).unwrap();
+    let p = lab
+        .show("enc.service", &["MemoryHigh", "TasksMax"])
+        .unwrap();
     // Percentages went through the *Scale properties: systemd resolved them
     // against the machine (the lab shares the host's memory and task limits).
-    let total: u64 = std::fs::read_to_string("/proc/meminfo").unwrap().lines().next().unwrap().split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024;
+    let total: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024;
     let high: u64 = p["MemoryHigh"].parse().unwrap();
-    assert!(high.abs_diff(total / 4) < 8 << 20, "MemoryHigh={high}, a quarter of {total}");
+    assert!(
+        high.abs_diff(total / 4) < 8 << 20,
+        "MemoryHigh={high}, a quarter of {total}"
+    );
     assert_eq!(high % 4096, 0, "page-rounded as systemd does");
     let tasks: u64 = p["TasksMax"].parse().unwrap();
     assert!(tasks > 100, "TasksMax={tasks}");
     // Several more evaluations find everything live, rounding included:
     // each property was set exactly once.
     std::thread::sleep(SECS(4));
-    let log = ok(lab.exec(&["journalctl", "-u", "systemd-sparrowd", "--no-pager", "-o", "cat", "UNIT=enc.service"]).unwrap());
-    for prop in ["MemoryHigh", "TasksMax", "CPUWeight", "IOWeight", "AllowedCPUs", "MemorySwapMax"] {
-        let n = log.lines().filter(|l| l.contains(&format!(": {prop} "))).count();
+    let log = ok(lab
+        .exec(&[
+            "journalctl",
+            "-u",
+            "systemd-sparrowd",
+            "--no-pager",
+            "-o",
+            "cat",
+            "UNIT=enc.service",
+        ])
+        .unwrap());
+    for prop in [
+        "MemoryHigh",
+        "TasksMax",
+        "CPUWeight",
+        "IOWeight",
+        "AllowedCPUs",
+        "MemorySwapMax",
+    ] {
+        let n = log
+            .lines()
+            .filter(|l| l.contains(&format!(": {prop} ")))
+            .count();
         assert_eq!(n, 1, "{prop} applied {n} times:\n{log}");
     }
     let st = status_json(&lab, "enc.service");
-    let verdicts: Vec<&str> = st["status"]["units"][0]["last_eval"]["decisions"].as_array().unwrap().iter().map(|d| d["verdict"].as_str().unwrap()).collect();
+    let verdicts: Vec<&str> = st["status"]["units"][0]["last_eval"]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["verdict"].as_str().unwrap())
+        .collect();
     assert!(verdicts.iter().all(|v| *v == "same"), "{st}");
 }
