@@ -593,14 +593,7 @@ impl Core {
                             error: Some(err),
                             decisions: vec![],
                         };
-                        self.reply(
-                            id,
-                            Response {
-                                ok: true,
-                                eval: Some(report),
-                                ..Response::default()
-                            },
-                        );
+                        self.reply_eval(id, report);
                     }
                 }
                 return;
@@ -676,14 +669,7 @@ impl Core {
                     error: None,
                     decisions: record.decisions,
                 };
-                self.reply(
-                    id,
-                    Response {
-                        ok: true,
-                        eval: Some(report),
-                        ..Response::default()
-                    },
-                );
+                self.reply_eval(id, report);
                 return;
             }
             Origin::Schedule => u.last_eval = Some(record),
@@ -776,6 +762,17 @@ impl Core {
                 }
             }
         }
+    }
+
+    fn reply_eval(&mut self, id: u64, report: EvalReport) {
+        self.reply(
+            id,
+            Response {
+                ok: true,
+                eval: Some(report),
+                ..Response::default()
+            },
+        );
     }
 
     fn reply(&mut self, id: u64, resp: Response) {

@@ -107,6 +107,16 @@ impl Setup {
         self
     }
 
+    /// Installs systemd-sparrowd's packaged unit (`packaging/systemd-sparrowd.service`,
+    /// pointed at the lab's binary); start it with `systemctl start systemd-sparrowd`.
+    pub fn daemon(self) -> Setup {
+        let unit = include_str!("../../../packaging/systemd-sparrowd.service").replace(
+            "ExecStart=/usr/local/bin/systemd-sparrowd",
+            "ExecStart=/opt/sparrow/bin/systemd-sparrowd",
+        );
+        self.unit_file("systemd-sparrowd.service", &unit)
+    }
+
     /// Adds a unit file (or shebang unit) before boot.
     pub fn unit_file(mut self, name: &str, text: &str) -> Setup {
         self.unit_files.push((name.into(), text.into()));
@@ -129,6 +139,19 @@ impl Output {
     /// Whether it exited 0.
     pub fn ok(&self) -> bool {
         self.code == Some(0)
+    }
+
+    /// Its standard output; panics with everything it printed when it
+    /// failed (for tests and the demo's own checks).
+    pub fn expect_ok(self) -> String {
+        assert!(
+            self.ok(),
+            "command failed ({:?}): {}{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self.stdout
     }
 }
 
@@ -645,6 +668,22 @@ impl Lab {
             let s = lab.prop(unit, "ActiveState")?;
             Ok((s == state, format!("ActiveState={s}")))
         })
+    }
+
+    /// Messages of this boot's journal matching `filters` (`journalctl`
+    /// arguments such as `-u x` or `FIELD=value`), one per line.
+    pub fn journal(&self, filters: &[&str]) -> Result<String, LabError> {
+        let mut argv = vec!["journalctl", "-b", "--no-pager", "-o", "cat"];
+        argv.extend_from_slice(filters);
+        let o = self.exec(&argv)?;
+        if !o.ok() {
+            return Err(LabError::Setup(format!(
+                "journalctl {}: {}",
+                filters.join(" "),
+                o.stderr.trim()
+            )));
+        }
+        Ok(o.stdout)
     }
 
     /// The last `lines` lines of this boot's journal.

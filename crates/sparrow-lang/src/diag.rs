@@ -251,7 +251,7 @@ fn describe(err: &EvalAltResult) -> (String, Option<String>, Option<String>) {
         ),
         E::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split([' ', '(']).next().unwrap_or(sig);
-            let help = crate::keys::closest(name, crate::engine::FUNCTIONS.iter().copied())
+            let help = crate::keys::closest(name, crate::engine::function_names())
                 .filter(|c| *c != name)
                 .map(|c| format!("did you mean {c}()?"))
                 .or_else(|| Some("see the functions in the definitions reference (docs/language.md)".into()));

@@ -36,8 +36,9 @@ pub const MAX_OPERATIONS: u64 = 2_000_000;
 /// Wall-clock time one evaluation may take.
 pub const WALL_CLOCK: Duration = Duration::from_secs(2);
 
-/// Functions a definition can call (for "did you mean" hints).
-pub static FUNCTIONS: &[&str] = &[
+/// Functions a definition can call at generation time (for "did you mean"
+/// hints, together with the runtime ones in `RUNTIME_ONLY`).
+const GENERATION_FUNCTIONS: &[&str] = &[
     "service",
     "timer",
     "task_run",
@@ -54,19 +55,15 @@ pub static FUNCTIONS: &[&str] = &[
     "parse_size",
     "raw",
     "family_params",
-    "available_memory",
-    "free_memory",
-    "load",
-    "psi",
-    "service_memory",
-    "service_state",
-    "connections",
-    "http_get",
-    "read_file",
-    "journal",
-    "alert",
-    "log",
 ];
+
+/// Every function a definition can call.
+pub fn function_names() -> impl Iterator<Item = &'static str> {
+    GENERATION_FUNCTIONS
+        .iter()
+        .copied()
+        .chain(RUNTIME_ONLY.iter().map(|(n, _)| *n))
+}
 
 /// Runtime-only functions and their arities: at generation time they raise
 /// a clear error instead of "function not found"; with a [`RuntimeHost`]

@@ -22,6 +22,8 @@ pub mod value;
 
 pub use closure::Closure;
 pub use diag::{Diagnostic, ScriptError, Severity};
-pub use engine::{Loaded, Loader, ModuleSource, ModuleText, NoModules, FUNCTIONS, SYSTEMD_PLUGINS};
+pub use engine::{
+    function_names, Loaded, Loader, ModuleSource, ModuleText, NoModules, SYSTEMD_PLUGINS,
+};
 pub use host::{Facts, FixedHost, Host, Psi, PsiLine, RuntimeHost};
 pub use lower::{Install, UnitDecl, UnitKind, HEADER};

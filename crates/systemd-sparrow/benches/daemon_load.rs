@@ -59,16 +59,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(120);
-    let unit = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../packaging/systemd-sparrowd.service"
-    ))
-    .unwrap()
-    .replace(
-        "ExecStart=/usr/local/bin/systemd-sparrowd",
-        "ExecStart=/opt/sparrow/bin/systemd-sparrowd",
-    );
-    let mut setup = Setup::new(SPARROW).unit_file("systemd-sparrowd.service", &unit);
+    let mut setup = Setup::new(SPARROW).daemon();
     for i in 0..n {
         setup = setup.definition(&format!("bench-{i}.sparrow"), &definition(i));
     }

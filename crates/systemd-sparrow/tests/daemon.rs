@@ -1,43 +1,17 @@
 //! Runtime mode in the lab: systemd-sparrowd adapting real units over real D-Bus.
 
-use std::time::Duration;
+mod common;
 
-use sparrow_lab::{Lab, Output, Setup};
+use common::{ok, secs, SPARROW};
 
-const SPARROW: &str = env!("CARGO_BIN_EXE_systemd-sparrow");
-const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.ok(),
-        "command failed ({:?}): {}{}",
-        o.code,
-        o.stdout,
-        o.stderr
-    );
-    o.stdout
-}
-
-/// The packaged unit, pointed at the lab's copy of the binary.
-fn daemon_unit() -> String {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../packaging/systemd-sparrowd.service"
-    ))
-    .unwrap();
-    text.replace(
-        "ExecStart=/usr/local/bin/systemd-sparrowd",
-        "ExecStart=/opt/sparrow/bin/systemd-sparrowd",
-    )
-}
+use sparrow_lab::{Lab, Setup};
 
 fn boot_with_daemon(setup: Setup) -> Lab {
-    let lab = Lab::boot(setup.unit_file("systemd-sparrowd.service", &daemon_unit()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let lab = Lab::boot(setup.daemon()).unwrap_or_else(|e| panic!("{e}"));
     ok(lab
         .exec(&["systemctl", "start", "systemd-sparrowd.service"])
         .unwrap());
-    lab.wait_active_state("systemd-sparrowd.service", "active", SECS(20))
+    lab.wait_active_state("systemd-sparrowd.service", "active", secs(20))
         .unwrap();
     lab
 }
@@ -83,7 +57,7 @@ fn the_daemon_applies_what_a_closure_decides_and_ignores_small_changes() {
     set_limits("512M", "50%");
     lab.wait_for(
         "MemoryMax=512M and CPUQuota=50% to be applied",
-        SECS(10),
+        secs(10),
         |lab| {
             let p = lab.show("adaptive.service", &["MemoryMax", "CPUQuotaPerSecUSec"])?;
             Ok((
@@ -95,7 +69,7 @@ fn the_daemon_applies_what_a_closure_decides_and_ignores_small_changes() {
     .unwrap();
     // Growth, over the threshold.
     set_limits("768M", "150%");
-    lab.wait_for("MemoryMax=768M and CPUQuota=150%", SECS(10), |lab| {
+    lab.wait_for("MemoryMax=768M and CPUQuota=150%", secs(10), |lab| {
         let p = lab.show("adaptive.service", &["MemoryMax", "CPUQuotaPerSecUSec"])?;
         Ok((
             p["MemoryMax"] == (768u64 << 20).to_string() && p["CPUQuotaPerSecUSec"] == "1.500000s",
@@ -105,7 +79,7 @@ fn the_daemon_applies_what_a_closure_decides_and_ignores_small_changes() {
     .unwrap();
     // Under the 100M threshold: never applied, and status says why.
     set_limits("800M", "150%");
-    std::thread::sleep(SECS(3));
+    std::thread::sleep(secs(3));
     assert_eq!(
         lab.prop("adaptive.service", "MemoryMax").unwrap(),
         (768u64 << 20).to_string()
@@ -121,18 +95,14 @@ fn the_daemon_applies_what_a_closure_decides_and_ignores_small_changes() {
         .unwrap();
     assert_eq!(mem["verdict"], "below threshold (changes by 32M)", "{st}");
     // The journal has the change with structured fields.
-    let log = ok(lab
-        .exec(&[
-            "journalctl",
+    let log = lab
+        .journal(&[
             "-u",
             "systemd-sparrowd",
-            "--no-pager",
-            "-o",
-            "cat",
             "UNIT=adaptive.service",
             "PROPERTY=MemoryMax",
         ])
-        .unwrap());
+        .unwrap();
     assert!(
         log.contains("adaptive.service: MemoryMax 512M -> 768M (grow"),
         "{log}"
@@ -140,7 +110,7 @@ fn the_daemon_applies_what_a_closure_decides_and_ignores_small_changes() {
 }
 
 fn wait_memory_max(lab: &Lab, unit: &str, want: u64) {
-    lab.wait_for(&format!("{unit} MemoryMax={want}"), SECS(15), |lab| {
+    lab.wait_for(&format!("{unit} MemoryMax={want}"), secs(15), |lab| {
         let v = lab.prop(unit, "MemoryMax")?;
         Ok((v == want.to_string(), format!("MemoryMax={v}")))
     })
@@ -182,7 +152,7 @@ fn failing_and_endless_closures_are_reported_and_others_keep_going() {
     );
     ok(lab.sh("echo 300M > /etc/web-limit").unwrap());
     wait_memory_max(&lab, "web.service", 300 << 20);
-    lab.wait_for("both bad closures to be reported", SECS(15), |lab| {
+    lab.wait_for("both bad closures to be reported", secs(15), |lab| {
         let t = status_json(lab, "thrower.service");
         let s = status_json(lab, "spinner.service");
         let t_err = t["status"]["units"][0]["last_eval"]["error"]
@@ -236,7 +206,7 @@ fn status_eval_reload_and_readiness() {
     ok(lab.sh("echo 300M > /etc/web-limit").unwrap());
     wait_memory_max(&lab, "web.service", 300 << 20);
     // READY=1 came with a STATUS= line; the watchdog is on.
-    lab.wait_for("STATUS= to count the active unit", SECS(5), |lab| {
+    lab.wait_for("STATUS= to count the active unit", secs(5), |lab| {
         let t = lab.prop("systemd-sparrowd.service", "StatusText")?;
         Ok((
             t.starts_with("managing 1 units (1 active); 1 changes applied"),
@@ -283,7 +253,7 @@ fn status_eval_reload_and_readiness() {
             && out.contains(" apply"),
         "{out}"
     );
-    std::thread::sleep(SECS(2));
+    std::thread::sleep(secs(2));
     assert_eq!(
         lab.prop("hourly.service", "MemoryMax").unwrap(),
         (100u64 << 20).to_string(),
@@ -349,18 +319,14 @@ fn a_killed_daemon_resumes_without_reapplying() {
     ok(lab.sh("echo 300M > /etc/web-limit").unwrap());
     wait_memory_max(&lab, "web.service", 300 << 20);
     let applied = |lab: &Lab| {
-        let log = ok(lab
-            .exec(&[
-                "journalctl",
+        let log = lab
+            .journal(&[
                 "-u",
                 "systemd-sparrowd",
-                "--no-pager",
-                "-o",
-                "cat",
                 "UNIT=web.service",
                 "PROPERTY=MemoryMax",
             ])
-            .unwrap());
+            .unwrap();
         log.lines().filter(|l| l.contains("->")).count()
     };
     assert_eq!(applied(&lab), 1);
@@ -373,7 +339,7 @@ fn a_killed_daemon_resumes_without_reapplying() {
             "systemd-sparrowd.service",
         ])
         .unwrap());
-    lab.wait_for("systemd to restart the daemon", SECS(20), |lab| {
+    lab.wait_for("systemd to restart the daemon", secs(20), |lab| {
         let p = lab.show(
             "systemd-sparrowd.service",
             &["MainPID", "ActiveState", "NRestarts"],
@@ -387,7 +353,7 @@ fn a_killed_daemon_resumes_without_reapplying() {
     // It evaluates again (several 1 s intervals) and finds the value live.
     lab.wait_for(
         "the restarted daemon to evaluate web.service",
-        SECS(10),
+        secs(10),
         |lab| {
             let st = status_json(lab, "web.service");
             let n = st["status"]["units"][0]["evaluations"]
@@ -440,7 +406,7 @@ fn dbus_restarts_and_daemon_reloads_are_survived() {
     )
     .unwrap();
     lab.daemon_reload().unwrap();
-    lab.wait_for("the new interval after daemon-reload", SECS(10), |lab| {
+    lab.wait_for("the new interval after daemon-reload", secs(10), |lab| {
         let st = status_json(lab, "web.service");
         Ok((
             st["status"]["units"][0]["interval_ms"] == 2000,
@@ -494,7 +460,7 @@ fn fields(line: &str) -> std::collections::HashMap<String, String> {
 fn runtime_functions_read_the_real_machine() {
     let lab = boot_with_daemon(Setup::new(SPARROW).definition("probe.sparrow", PROBE));
     // service_memory() read the unit's real cgroup: over 1M, so MemoryHigh=200M.
-    lab.wait_for("MemoryHigh=200M from service_memory()", SECS(15), |lab| {
+    lab.wait_for("MemoryHigh=200M from service_memory()", secs(15), |lab| {
         let v = lab.prop("probe.service", "MemoryHigh")?;
         Ok((v == (200u64 << 20).to_string(), format!("MemoryHigh={v}")))
     })
@@ -512,19 +478,11 @@ fn runtime_functions_read_the_real_machine() {
     let mut last = String::new();
     lab.wait_for(
         "a log() line counting the open connection",
-        SECS(15),
+        secs(15),
         |lab| {
-            let log = ok(lab
-                .exec(&[
-                    "journalctl",
-                    "-u",
-                    "systemd-sparrowd",
-                    "--no-pager",
-                    "-o",
-                    "cat",
-                    "UNIT=probe.service",
-                ])
-                .unwrap());
+            let log = lab
+                .journal(&["-u", "systemd-sparrowd", "UNIT=probe.service"])
+                .unwrap();
             last = log
                 .lines()
                 .rev()
@@ -583,7 +541,7 @@ service("enc", #{
 #[test]
 fn every_property_reaches_systemd_with_the_right_encoding_once() {
     let lab = boot_with_daemon(Setup::new(SPARROW).definition("enc.sparrow", ENCODINGS));
-    lab.wait_for("all six properties to be applied", SECS(15), |lab| {
+    lab.wait_for("all six properties to be applied", secs(15), |lab| {
         let p = lab.show(
             "enc.service",
             &["CPUWeight", "IOWeight", "AllowedCPUs", "MemorySwapMax"],
@@ -623,18 +581,10 @@ fn every_property_reaches_systemd_with_the_right_encoding_once() {
     assert!(tasks > 100, "TasksMax={tasks}");
     // Several more evaluations find everything live, rounding included:
     // each property was set exactly once.
-    std::thread::sleep(SECS(4));
-    let log = ok(lab
-        .exec(&[
-            "journalctl",
-            "-u",
-            "systemd-sparrowd",
-            "--no-pager",
-            "-o",
-            "cat",
-            "UNIT=enc.service",
-        ])
-        .unwrap());
+    std::thread::sleep(secs(4));
+    let log = lab
+        .journal(&["-u", "systemd-sparrowd", "UNIT=enc.service"])
+        .unwrap();
     for prop in [
         "MemoryHigh",
         "TasksMax",

@@ -1,28 +1,15 @@
 //! Translation mode, end to end, against a real systemd (PID 1 in nspawn).
 //! Every test boots its own lab; see `sparrow-lab` for how it is torn down.
 
-use std::time::Duration;
+mod common;
 
-use sparrow_lab::{Lab, Output, Setup};
+use common::{ok, secs, SPARROW};
 
-const SPARROW: &str = env!("CARGO_BIN_EXE_systemd-sparrow");
+use sparrow_lab::{Lab, Setup};
 
 fn boot(setup: Setup) -> Lab {
     Lab::boot(setup).unwrap_or_else(|e| panic!("{e}"))
 }
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.ok(),
-        "command failed ({:?}): {}{}",
-        o.code,
-        o.stdout,
-        o.stderr
-    );
-    o.stdout
-}
-
-const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 #[test]
 fn definitions_become_loaded_units_after_daemon_reload() {
@@ -56,7 +43,7 @@ fn a_generated_service_starts_serves_and_shows_its_text() {
         });"#,
     ));
     ok(lab.exec(&["systemctl", "start", "web.service"]).unwrap());
-    lab.wait_active_state("web.service", "active", SECS(10))
+    lab.wait_active_state("web.service", "active", secs(10))
         .unwrap();
     let fetch = "import urllib.request,time\nfor i in range(50):\n try:\n  r=urllib.request.urlopen('http://127.0.0.1:8080/'); print(r.status); break\n except Exception: time.sleep(0.1)";
     assert_eq!(
@@ -101,11 +88,9 @@ fn template_instances_run_with_their_instance_name() {
         .unwrap());
     for inst in ["a", "b"] {
         let unit = format!("worker@{inst}.service");
-        lab.wait_active_state(&unit, "active", SECS(10)).unwrap();
-        lab.wait_for(&format!("{unit} to log its instance"), SECS(10), |lab| {
-            let log = ok(lab
-                .exec(&["journalctl", "-u", &unit, "--no-pager", "-o", "cat"])
-                .unwrap());
+        lab.wait_active_state(&unit, "active", secs(10)).unwrap();
+        lab.wait_for(&format!("{unit} to log its instance"), secs(10), |lab| {
+            let log = lab.journal(&["-u", &unit]).unwrap();
             Ok((log.contains(&format!("worker-{inst}-up")), log))
         })
         .unwrap();
@@ -125,32 +110,16 @@ fn systemd_reads_escaped_values_literally() {
         });"#,
     ));
     ok(lab.exec(&["systemctl", "start", "esc.service"]).unwrap());
-    let out = ok(lab
-        .exec(&[
-            "journalctl",
-            "-u",
-            "esc.service",
-            "--no-pager",
-            "-o",
-            "cat",
-            "SYSLOG_IDENTIFIER=printf",
-        ])
-        .unwrap());
+    let out = lab
+        .journal(&["-u", "esc.service", "SYSLOG_IDENTIFIER=printf"])
+        .unwrap();
     assert!(
         out.contains(r#"[100%][$HOME][a b][say "hi"][back\slash][;]"#),
         "{out}"
     );
-    let env = ok(lab
-        .exec(&[
-            "journalctl",
-            "-u",
-            "esc.service",
-            "--no-pager",
-            "-o",
-            "cat",
-            "SYSLOG_IDENTIFIER=printenv",
-        ])
-        .unwrap());
+    let env = lab
+        .journal(&["-u", "esc.service", "SYSLOG_IDENTIFIER=printenv"])
+        .unwrap();
     assert_eq!(
         env.trim(),
         r#"hello "world" 50% $HOME"#,
@@ -196,21 +165,18 @@ fn a_broken_definition_is_reported_in_the_journal_and_the_rest_loads() {
         .sh("test -c /dev/kmsg && echo kmsg || echo none")
         .unwrap())
     .contains("kmsg"));
-    lab.wait_for("the generator's message in the journal", SECS(10), |lab| {
-        let log = ok(lab.exec(&["journalctl", "-b", "--no-pager", "-o", "cat", "SYSLOG_IDENTIFIER=systemd-sparrow-generator"]).unwrap());
+    lab.wait_for("the generator's message in the journal", secs(10), |lab| {
+        let log = lab.journal(&["SYSLOG_IDENTIFIER=systemd-sparrow-generator"]).unwrap();
         Ok((log.contains("/etc/systemd/sparrow/broken.sparrow:3:5: error: unknown key \"memroy_max\" (did you mean \"memory_max\"?)"), log))
     })
     .unwrap();
-    let prio = ok(lab
-        .exec(&[
-            "journalctl",
-            "-b",
-            "--no-pager",
+    let prio = lab
+        .journal(&[
             "-o",
             "export",
             "SYSLOG_IDENTIFIER=systemd-sparrow-generator",
         ])
-        .unwrap());
+        .unwrap();
     assert!(
         prio.contains("PRIORITY=3"),
         "errors are logged at LOG_ERR: {prio}"
@@ -236,7 +202,7 @@ fn a_shebang_unit_is_overridden_by_its_translation() {
     assert_eq!(p["SourcePath"], "/etc/systemd/system/beans.service");
     assert_eq!(p["Description"], "Beans");
     ok(lab.exec(&["systemctl", "start", "beans.service"]).unwrap());
-    lab.wait_active_state("beans.service", "active", SECS(10))
+    lab.wait_active_state("beans.service", "active", secs(10))
         .unwrap();
 }
 

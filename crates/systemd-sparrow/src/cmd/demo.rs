@@ -37,8 +37,7 @@ pub fn run() -> anyhow::Result<u8> {
         }
         return Ok(2);
     }
-    let mut setup =
-        Setup::new(std::env::current_exe()?).unit_file("systemd-sparrowd.service", &daemon_unit());
+    let mut setup = Setup::new(std::env::current_exe()?).daemon();
     for (name, text) in EXAMPLES {
         setup = setup.definition(name, text);
     }
@@ -98,15 +97,8 @@ pub fn run() -> anyhow::Result<u8> {
         );
     }
 
-    let gen_log = lab.exec(&[
-        "journalctl",
-        "-b",
-        "--no-pager",
-        "-o",
-        "cat",
-        "SYSLOG_IDENTIFIER=systemd-sparrow-generator",
-    ])?;
-    let gen_lines: Vec<&str> = gen_log.stdout.lines().collect();
+    let gen_log = lab.journal(&["SYSLOG_IDENTIFIER=systemd-sparrow-generator"])?;
+    let gen_lines: Vec<&str> = gen_log.lines().collect();
     println!(
         "\ngenerator messages in the journal: {}",
         if gen_lines.is_empty() {
@@ -183,14 +175,6 @@ fn note(lab: &Lab, p: &BTreeMap<String, String>) -> String {
     String::new()
 }
 
-/// The packaged unit of systemd-sparrowd, pointed at the lab's binary.
-fn daemon_unit() -> String {
-    include_str!("../../../../packaging/systemd-sparrowd.service").replace(
-        "ExecStart=/usr/local/bin/systemd-sparrowd",
-        "ExecStart=/opt/sparrow/bin/systemd-sparrowd",
-    )
-}
-
 /// Runtime mode: starts systemd-sparrowd and shows it resizing
 /// adaptive-api.service live, as its monitor closure asks.
 fn live_adjustment(lab: &Lab) -> anyhow::Result<()> {
@@ -206,16 +190,8 @@ fn live_adjustment(lab: &Lab) -> anyhow::Result<()> {
         "systemd-sparrowd to adjust adaptive-api.service",
         Duration::from_secs(20),
         |lab| {
-            let log = lab.exec(&[
-                "journalctl",
-                "-u",
-                "systemd-sparrowd",
-                "--no-pager",
-                "-o",
-                "cat",
-                "UNIT=adaptive-api.service",
-            ])?;
-            Ok((log.stdout.contains("->"), log.stdout))
+            let log = lab.journal(&["-u", "systemd-sparrowd", "UNIT=adaptive-api.service"])?;
+            Ok((log.contains("->"), log))
         },
     );
     let after = lab.show(unit, &["MemoryMax", "CPUQuotaPerSecUSec"])?;
