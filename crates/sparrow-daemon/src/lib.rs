@@ -16,6 +16,7 @@
 pub mod control;
 pub mod core;
 pub mod eval;
+mod private;
 pub mod spec;
 pub mod state;
 pub mod systemd;

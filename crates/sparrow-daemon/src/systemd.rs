@@ -117,9 +117,13 @@ impl Bus {
                     Ok(Err(e)) => e.to_string(),
                     _ => "timed out".into(),
                 };
-                let private = zbus::connection::Builder::address("unix:path=/run/systemd/private")
-                    .p2p()
-                    .build();
+                let private = async {
+                    let stream = crate::private::connect("/run/systemd/private").await?;
+                    zbus::connection::Builder::unix_stream(stream)
+                        .p2p()
+                        .build()
+                        .await
+                };
                 match tokio::time::timeout(timeout, private).await {
                     Ok(Ok(c)) => (c, Via::Private),
                     Ok(Err(e2)) => {

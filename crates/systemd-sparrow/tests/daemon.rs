@@ -608,3 +608,42 @@ fn every_property_reaches_systemd_with_the_right_encoding_once() {
         .collect();
     assert!(verdicts.iter().all(|v| *v == "same"), "{st}");
 }
+
+#[test]
+fn without_a_system_bus_the_daemon_uses_systemds_private_socket() {
+    let lab = Lab::boot(
+        Setup::new(SPARROW)
+            .daemon()
+            .definition("web.sparrow", FILE_DRIVEN),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Masked, so that the daemon's Wants=dbus.service cannot bring it back.
+    ok(lab.sh("systemctl mask --runtime dbus.socket dbus.service && systemctl stop dbus.socket dbus.service").unwrap());
+    ok(lab
+        .exec(&["systemctl", "start", "systemd-sparrowd.service"])
+        .unwrap());
+    lab.wait_active_state("systemd-sparrowd.service", "active", secs(20))
+        .unwrap();
+    lab.wait_for("the daemon on the private socket", secs(10), |lab| {
+        let st = status_json(lab, "");
+        Ok((
+            st["status"]["daemon"]["bus"] == "private socket",
+            st.to_string(),
+        ))
+    })
+    .unwrap();
+    ok(lab.sh("echo 300M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 300 << 20);
+    // Unit state changes still arrive (signals on the direct connection).
+    ok(lab.exec(&["systemctl", "restart", "web.service"]).unwrap());
+    ok(lab.sh("echo 310M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 310 << 20);
+    lab.wait_for("the daemon to see web.service restarted", secs(10), |lab| {
+        let st = status_json(lab, "web.service");
+        Ok((
+            st["status"]["units"][0]["active_state"] == "active",
+            st.to_string(),
+        ))
+    })
+    .unwrap();
+}
