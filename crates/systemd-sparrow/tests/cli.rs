@@ -412,3 +412,41 @@ fn the_examples_cover_the_language() {
         assert!(all.contains(feature), "no example shows {feature}");
     }
 }
+
+#[test]
+fn the_packaged_daemon_unit_passes_systemd_analyze_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+    fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+    let st = std::process::Command::new("cp")
+        .args(["-a", "/usr/lib/systemd/system"])
+        .arg(root.join("usr/lib/systemd/"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::copy(
+        repo().join("packaging/systemd-sparrowd.service"),
+        root.join("etc/systemd/system/systemd-sparrowd.service"),
+    )
+    .unwrap();
+    for (prog, real) in [
+        (
+            "usr/local/bin/systemd-sparrowd",
+            env!("CARGO_BIN_EXE_systemd-sparrow"),
+        ),
+        ("bin/kill", "/bin/kill"),
+    ] {
+        let dest = root.join(prog);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(real, &dest).unwrap();
+    }
+    let o = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(format!("--root={}", root.display()))
+        .arg("systemd-sparrowd.service")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.success() && err.trim().is_empty(), "{err}");
+}
