@@ -214,10 +214,9 @@ fn programs(units: &Path) -> BTreeSet<String> {
     out
 }
 
-/// A root for `systemd-analyze verify --root`: systemd's own units, and every
-/// program the examples run. Programs this machine has are copied; the ones
-/// it lacks (nginx, mariadbd, ...) get a stub, as the test's own stand-in.
-fn verify_root(tmp: &Path) -> (PathBuf, Vec<String>) {
+/// `TMP/root` holding a copy of systemd's own units, so that units verified
+/// under it find the targets and services they refer to.
+fn systemd_root(tmp: &Path) -> PathBuf {
     let root = tmp.join("root");
     fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
     let st = std::process::Command::new("cp")
@@ -226,6 +225,14 @@ fn verify_root(tmp: &Path) -> (PathBuf, Vec<String>) {
         .status()
         .unwrap();
     assert!(st.success());
+    root
+}
+
+/// A root for `systemd-analyze verify --root`: systemd's own units, and every
+/// program the examples run. Programs this machine has are copied; the ones
+/// it lacks (nginx, mariadbd, ...) get a stub, as the test's own stand-in.
+fn verify_root(tmp: &Path) -> (PathBuf, Vec<String>) {
+    let root = systemd_root(tmp);
     let rendered = tmp.join("rendered");
     let o = run(sparrow(tmp)
         .arg("render")
@@ -416,15 +423,8 @@ fn the_examples_cover_the_language() {
 #[test]
 fn the_packaged_daemon_unit_passes_systemd_analyze_verify() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+    let root = systemd_root(tmp.path());
     fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
-    let st = std::process::Command::new("cp")
-        .args(["-a", "/usr/lib/systemd/system"])
-        .arg(root.join("usr/lib/systemd/"))
-        .status()
-        .unwrap();
-    assert!(st.success());
     fs::copy(
         repo().join("packaging/systemd-sparrowd.service"),
         root.join("etc/systemd/system/systemd-sparrowd.service"),

@@ -55,28 +55,25 @@ fn the_daemon_applies_what_a_closure_decides_and_ignores_small_changes() {
             .unwrap())
     };
     set_limits("512M", "50%");
-    lab.wait_for(
-        "MemoryMax=512M and CPUQuota=50% to be applied",
-        secs(10),
-        |lab| {
-            let p = lab.show("adaptive.service", &["MemoryMax", "CPUQuotaPerSecUSec"])?;
-            Ok((
-                p["MemoryMax"] == (512u64 << 20).to_string() && p["CPUQuotaPerSecUSec"] == "500ms",
-                format!("{p:?}"),
-            ))
-        },
-    )
-    .unwrap();
+    let wait_limits = |mem_mib: u64, quota: &str| {
+        lab.wait_for(
+            &format!("MemoryMax={mem_mib}M and CPUQuotaPerSecUSec={quota}"),
+            secs(10),
+            |lab| {
+                let p = lab.show("adaptive.service", &["MemoryMax", "CPUQuotaPerSecUSec"])?;
+                Ok((
+                    p["MemoryMax"] == (mem_mib << 20).to_string()
+                        && p["CPUQuotaPerSecUSec"] == quota,
+                    format!("{p:?}"),
+                ))
+            },
+        )
+        .unwrap()
+    };
+    wait_limits(512, "500ms");
     // Growth, over the threshold.
     set_limits("768M", "150%");
-    lab.wait_for("MemoryMax=768M and CPUQuota=150%", secs(10), |lab| {
-        let p = lab.show("adaptive.service", &["MemoryMax", "CPUQuotaPerSecUSec"])?;
-        Ok((
-            p["MemoryMax"] == (768u64 << 20).to_string() && p["CPUQuotaPerSecUSec"] == "1.500000s",
-            format!("{p:?}"),
-        ))
-    })
-    .unwrap();
+    wait_limits(768, "1.500000s");
     // Under the 100M threshold: never applied, and status says why.
     set_limits("800M", "150%");
     std::thread::sleep(secs(3));
