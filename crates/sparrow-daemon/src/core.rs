@@ -19,9 +19,7 @@ use sparrow_generator::scan;
 use sparrow_host::runtime::{RealRuntime, UnitSnapshot, Units};
 use sparrow_host::RealHost;
 use sparrow_lang::Host;
-use sparrow_policy::{
-    judge, Desired, Live, Machine, Millis, Prop, PropHistory, RateLimit, Target, Verdict,
-};
+use sparrow_policy::{judge, Live, Machine, Millis, Prop, PropHistory, RateLimit, Target, Verdict};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
@@ -601,7 +599,7 @@ impl Core {
         };
         let mut targets = Vec::new();
         for (prop, d) in desired {
-            match resolve(&d, prop, self.machine) {
+            match d.resolve(prop, self.machine) {
                 Ok(t) => targets.push(t),
                 Err(msg) => record.decisions.push(Decision {
                     prop,
@@ -937,10 +935,6 @@ impl Core {
         }
         wake
     }
-}
-
-fn resolve(d: &Desired, prop: Prop, m: Machine) -> Result<Target, String> {
-    d.resolve(prop, m)
 }
 
 fn via_name(via: Option<Via>) -> &'static str {
