@@ -1,0 +1,484 @@
+//! The parent's side: one child process, driven request by request.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{ARG0, MAX_MESSAGE};
+
+/// What a child may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Address space (`RLIMIT_AS`), bytes. Allocations beyond it fail, and
+    /// the child aborts; the parent reports "out of memory".
+    pub memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        // Far above what any definition needs (evaluating 1,000 of them fits
+        // in 64 MiB of address space), far below what would push a small
+        // machine into swap or the OOM killer.
+        Limits { memory: 256 << 20 }
+    }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Death {
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+    /// Its exit status, when it exited.
+    pub code: Option<i32>,
+    /// The end of what it wrote to stderr (Rust's abort messages land here).
+    pub stderr: String,
+    /// The address-space limit it had.
+    pub memory_limit: u64,
+}
+
+impl fmt::Display for Death {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.stderr.contains("has overflowed its stack") {
+            return f.write_str("overflowed the stack (data or calls nested too deeply) and was stopped; nothing else was affected");
+        }
+        if self.stderr.contains("memory allocation of") || self.stderr.contains("capacity overflow")
+        {
+            return write!(
+                f,
+                "ran out of memory (limit {} MiB) and was stopped; nothing else was affected",
+                self.memory_limit >> 20
+            );
+        }
+        match (self.signal, self.code) {
+            (Some(libc::SIGKILL), _) => {
+                f.write_str("was killed (SIGKILL; the kernel's OOM killer or an administrator)")
+            }
+            (Some(sig), _) => write!(f, "crashed ({})", signal_name(sig)),
+            (None, Some(code)) => {
+                let last = self.stderr.lines().last().unwrap_or("").trim();
+                if last.is_empty() {
+                    write!(f, "exited unexpectedly with status {code}")
+                } else {
+                    write!(f, "exited unexpectedly with status {code}: {last}")
+                }
+            }
+            (None, None) => f.write_str("ended unexpectedly"),
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGTERM => "SIGTERM",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}
+
+/// Why a child cannot answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The child could not be started.
+    #[error("cannot start an evaluator process: {0}")]
+    Spawn(#[source] io::Error),
+    /// The child died.
+    #[error("{0}")]
+    Died(Death),
+    /// It did not answer within its time and was killed.
+    #[error("did not finish within {} ms and was stopped", .0.as_millis())]
+    TimedOut(Duration),
+    /// It sent something that is not a reply, or the pipe broke; it was killed.
+    #[error("broke the protocol ({0}) and was stopped")]
+    Protocol(String),
+}
+
+/// One child process, driven by one thread of the parent.
+///
+/// The child gets `PR_SET_PDEATHSIG` (it dies with the thread that
+/// spawned it, so keep a worker on that thread), an address-space limit,
+/// no core dumps, and `no_new_privs`.
+pub struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    stderr: Option<ChildStderr>,
+    /// Bytes read from stdout and not yet returned.
+    buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
+    /// The first bytes of stderr (Rust's abort messages come first).
+    err_head: Vec<u8>,
+    /// The last bytes of stderr.
+    err_tail: Vec<u8>,
+    limits: Limits,
+    dead: bool,
+}
+
+const ERR_KEEP: usize = 2048;
+
+fn set_nonblocking(fd: i32) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+impl Worker {
+    /// Starts `program` with `argv[0]` = [`ARG0`] and `argv[1]` = `role`.
+    /// Use `/proc/self/exe` to re-run this binary: it names the running
+    /// file even when the path was replaced since (a package upgrade).
+    pub fn spawn(program: &Path, role: &str, limits: Limits) -> Result<Worker, Failure> {
+        let mut cmd = Command::new(program);
+        cmd.arg0(ARG0)
+            .arg(role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A backtrace would push the abort's reason out of what we keep.
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE");
+        // SAFETY: getpid is async-signal-safe.
+        let parent = unsafe { libc::getpid() };
+        let memory = limits.memory;
+        // SAFETY: only async-signal-safe calls (prctl, setrlimit, getppid)
+        // run between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+                    || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before PDEATHSIG was armed.
+                if libc::getppid() != parent {
+                    return Err(io::Error::other("parent exited"));
+                }
+                let limit = |res, v: u64| {
+                    let r = libc::rlimit {
+                        rlim_cur: v as libc::rlim_t,
+                        rlim_max: v as libc::rlim_t,
+                    };
+                    if libc::setrlimit(res, &r) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                };
+                limit(libc::RLIMIT_AS, memory)?;
+                limit(libc::RLIMIT_CORE, 0)?;
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(Failure::Spawn)?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Failure::Spawn(io::Error::other("no pipes")));
+        };
+        for fd in [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()] {
+            set_nonblocking(fd).map_err(Failure::Spawn)?;
+        }
+        Ok(Worker {
+            child,
+            stdin,
+            stdout,
+            stderr: Some(stderr),
+            buf: Vec::new(),
+            scanned: 0,
+            err_head: Vec::new(),
+            err_tail: Vec::new(),
+            limits,
+            dead: false,
+        })
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends one request, waiting at most `timeout` for the pipe to take it.
+    pub fn send<T: Serialize>(&mut self, msg: &T, timeout: Duration) -> Result<(), Failure> {
+        let mut line = serde_json::to_vec(msg).map_err(|e| self.fail_protocol(e.to_string()))?;
+        line.push(b'\n');
+        if line.len() > MAX_MESSAGE {
+            return Err(Failure::Protocol(format!(
+                "a request of {} bytes is over the limit",
+                line.len()
+            )));
+        }
+        let deadline = Instant::now() + timeout;
+        let mut rest = &line[..];
+        while !rest.is_empty() {
+            match self.stdin.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Keep draining stderr so a chatty child cannot block.
+                    self.wait_io(deadline, libc::POLLOUT, timeout)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(self.death()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Receives one reply, killing the child if none comes within `timeout`.
+    pub fn recv<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<T, Failure> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
+                let end = self.scanned + i;
+                let parsed = serde_json::from_slice(&self.buf[..end]);
+                self.buf.drain(..=end);
+                self.scanned = 0;
+                return parsed.map_err(|e| self.fail_protocol(e.to_string()));
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() > MAX_MESSAGE {
+                return Err(self.fail_protocol("a reply over the size limit".into()));
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stdout.read(&mut chunk) {
+                Ok(0) => return Err(self.death()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_io(deadline, 0, timeout)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.fail_protocol(e.to_string())),
+            }
+        }
+    }
+
+    /// Waits until stdout is readable (or, with `POLLOUT`, stdin writable),
+    /// collecting stderr meanwhile; kills the child at `deadline`.
+    fn wait_io(&mut self, deadline: Instant, out: i16, timeout: Duration) -> Result<(), Failure> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                self.kill();
+                return Err(Failure::TimedOut(timeout));
+            }
+            let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+            let mut fds = [
+                libc::pollfd {
+                    fd: if out != 0 {
+                        self.stdin.as_raw_fd()
+                    } else {
+                        self.stdout.as_raw_fd()
+                    },
+                    events: if out != 0 { out } else { libc::POLLIN },
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.stderr.as_ref().map_or(-1, |e| e.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two valid pollfd structs (fd -1 is ignored by poll).
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(self.fail_protocol(e.to_string()));
+            }
+            if fds[1].revents != 0 {
+                self.read_stderr();
+            }
+            if fds[0].revents != 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn read_stderr(&mut self) {
+        let Some(err) = self.stderr.as_mut() else {
+            return;
+        };
+        let mut chunk = [0u8; 4096];
+        loop {
+            match err.read(&mut chunk) {
+                Ok(0) => {
+                    self.stderr = None;
+                    return;
+                }
+                Ok(n) => {
+                    let head = (ERR_KEEP - self.err_head.len()).min(n);
+                    self.err_head.extend_from_slice(&chunk[..head]);
+                    self.err_tail.extend_from_slice(&chunk[head..n]);
+                    let over = self.err_tail.len().saturating_sub(ERR_KEEP);
+                    self.err_tail.drain(..over);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn fail_protocol(&mut self, why: String) -> Failure {
+        self.kill();
+        Failure::Protocol(why)
+    }
+
+    /// The child closed its stdout: it is dying. Collects how.
+    fn death(&mut self) -> Failure {
+        // It closes stdout only by exiting; give it a moment, then make sure.
+        let give_up = Instant::now() + Duration::from_secs(2);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if Instant::now() < give_up => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    break self.child.wait().ok();
+                }
+            }
+        };
+        self.dead = true;
+        self.read_stderr();
+        let (signal, code) = status.map_or((None, None), |s| (s.signal(), s.code()));
+        Failure::Died(Death {
+            signal,
+            code,
+            stderr: format!(
+                "{}{}",
+                String::from_utf8_lossy(&self.err_head),
+                String::from_utf8_lossy(&self.err_tail)
+            ),
+            memory_limit: self.limits.memory,
+        })
+    }
+
+    fn kill(&mut self) {
+        if !self.dead {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.dead = true;
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Done with it, or given up on it: either way it must not outlive us.
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shell child for tests of the parent side: the role (`argv[1]`)
+    /// is the path of a script file, which `sh` runs.
+    fn sh(script: &str) -> Worker {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "sparrow-isolate-test-{}-{}.sh",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, script).unwrap();
+        Worker::spawn(
+            Path::new("/bin/sh"),
+            path.to_str().unwrap(),
+            Limits::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn replies_are_read_line_by_line() {
+        let mut w = sh("read line; echo \"[1]\"; echo '\"two\"'; read more");
+        w.send(&"go", Duration::from_secs(5)).unwrap();
+        let one: Vec<u32> = w.recv(Duration::from_secs(5)).unwrap();
+        let two: String = w.recv(Duration::from_secs(5)).unwrap();
+        assert_eq!((one, two.as_str()), (vec![1], "two"));
+    }
+
+    #[test]
+    fn a_silent_child_is_killed_at_its_deadline() {
+        let mut w = sh("sleep 30");
+        let start = Instant::now();
+        let e = w.recv::<u32>(Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(e, Failure::TimedOut(_)), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // It is gone: no zombie, no survivor.
+        // SAFETY: kill with signal 0 only checks for existence.
+        assert_ne!(unsafe { libc::kill(w.pid() as i32, 0) }, 0);
+    }
+
+    #[test]
+    fn a_death_says_how() {
+        let mut w = sh("echo 'thread main has overflowed its stack' >&2; kill -ABRT $$");
+        let Failure::Died(d) = w.recv::<u32>(Duration::from_secs(5)).unwrap_err() else {
+            panic!("expected a death");
+        };
+        assert_eq!(d.signal, Some(libc::SIGABRT));
+        assert!(d.to_string().contains("overflowed the stack"), "{d}");
+
+        let mut w = sh("echo 'memory allocation of 1099511627776 bytes failed' >&2; kill -ABRT $$");
+        let e = w
+            .recv::<u32>(Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ran out of memory (limit 256 MiB)"), "{e}");
+
+        let mut w = sh("kill -SEGV $$");
+        let e = w
+            .recv::<u32>(Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "crashed (SIGSEGV)");
+
+        let mut w = sh("echo oops >&2; exit 3");
+        let e = w
+            .recv::<u32>(Duration::from_secs(5))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "exited unexpectedly with status 3: oops");
+    }
+
+    #[test]
+    fn garbage_is_a_protocol_failure() {
+        let mut w = sh("echo 'not json'; sleep 30");
+        let e = w.recv::<u32>(Duration::from_secs(5)).unwrap_err();
+        assert!(matches!(e, Failure::Protocol(_)), "{e}");
+    }
+
+    #[test]
+    fn the_memory_limit_applies_to_the_child() {
+        let mut w = sh("ulimit -v; read x");
+        let kib: String = {
+            // `ulimit -v` prints a bare number, which is valid JSON.
+            let n: u64 = w.recv(Duration::from_secs(5)).unwrap();
+            n.to_string()
+        };
+        assert_eq!(kib, (Limits::default().memory / 1024).to_string());
+    }
+}
