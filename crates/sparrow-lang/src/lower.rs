@@ -32,7 +32,7 @@ pub enum UnitKind {
 }
 
 /// What `[Install]` asks for; the generator makes these symlinks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Install {
     /// `WantedBy=`: `TARGET.wants/UNIT` symlinks.
     pub wanted_by: Vec<String>,
@@ -518,12 +518,13 @@ pub(crate) fn lower(
                         }
                     }
                     if let Value::List(names) = values.first().unwrap_or(&Value::List(vec![])) {
-                        match spec.name {
-                            "wanted_by" => install.wanted_by.extend(names.iter().cloned()),
-                            "required_by" => install.required_by.extend(names.iter().cloned()),
-                            "upheld_by" => install.upheld_by.extend(names.iter().cloned()),
-                            "alias" => install.alias.extend(names.iter().cloned()),
-                            _ => {}
+                        if let Some(list) = install.list(spec.directive) {
+                            for n in names {
+                                match install_target(n) {
+                                    Ok(()) => list.push(n.clone()),
+                                    Err(issue) => push(&mut problems, Some(raw_key), issue),
+                                }
+                            }
                         }
                     }
                 }
@@ -551,6 +552,21 @@ pub(crate) fn lower(
             if *section == "Install" && directive == "DefaultInstance" {
                 if let Some(Value::Verbatim(s)) = values.first() {
                     install.default_instance = Some(s.clone());
+                }
+            }
+            if *section == "Install" {
+                // Raw install directives make symlinks too, so they are
+                // checked like the typed keys.
+                if let Some(list) = install.list(directive) {
+                    for val in values {
+                        let Value::Verbatim(text) = val else { continue };
+                        for n in text.split_whitespace() {
+                            match install_target(n) {
+                                Ok(()) => list.push(n.to_string()),
+                                Err(issue) => push(&mut problems, Some(directive), issue),
+                            }
+                        }
+                    }
                 }
             }
             let sect = file.section(section).expect("valid section");
@@ -602,6 +618,31 @@ pub(crate) fn lower(
         })
         .flatten();
     Lowered { unit, problems }
+}
+
+impl Install {
+    /// The list an `[Install]` directive adds symlinks to.
+    fn list(&mut self, directive: &str) -> Option<&mut Vec<String>> {
+        match directive {
+            "WantedBy" => Some(&mut self.wanted_by),
+            "RequiredBy" => Some(&mut self.required_by),
+            "UpheldBy" => Some(&mut self.upheld_by),
+            "Alias" => Some(&mut self.alias),
+            _ => None,
+        }
+    }
+}
+
+/// The generator makes a symlink named after each install target (or in
+/// its `.wants/` directory), so each must be a plain unit name: `raw()`
+/// may keep specifiers elsewhere, but here nothing expands them, and a `/`
+/// would put a link outside the output directory.
+fn install_target(name: &str) -> Result<(), Issue> {
+    UnitName::parse(name).map(|_| ()).map_err(|e| {
+        Issue::new(format!("{name:?} cannot be an install target: {e}")).help(
+            "the generator creates this symlink itself, so write a plain unit name such as \"multi-user.target\" (specifiers such as %i are not expanded here)",
+        )
+    })
 }
 
 fn push(problems: &mut Vec<Problem>, key: Option<&str>, issue: Issue) {

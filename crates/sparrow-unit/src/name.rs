@@ -183,6 +183,20 @@ impl fmt::Display for UnitName {
     }
 }
 
+/// As its text; deserialising validates it again.
+impl serde::Serialize for UnitName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.full)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UnitName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UnitName, D::Error> {
+        let s = String::deserialize(d)?;
+        UnitName::parse(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +259,14 @@ mod tests {
             .unwrap()
             .instance("x")
             .is_none());
+    }
+
+    #[test]
+    fn names_round_trip_through_serde_and_are_validated() {
+        let n = UnitName::parse("web@a.service").unwrap();
+        let json = serde_json::to_string(&n).unwrap();
+        assert_eq!(json, "\"web@a.service\"");
+        assert_eq!(serde_json::from_str::<UnitName>(&json).unwrap(), n);
+        assert!(serde_json::from_str::<UnitName>("\"../x.service\"").is_err());
     }
 }
