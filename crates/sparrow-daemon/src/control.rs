@@ -111,7 +111,7 @@ pub struct Decision {
 /// The last evaluation of a unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvalRecord {
-    /// When (ms since the epoch).
+    /// When (wall clock, ms since the epoch).
     pub at_ms: u64,
     /// How long the closures took (µs).
     pub took_us: u64,
@@ -125,7 +125,7 @@ pub struct EvalRecord {
 /// A change the daemon made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
-    /// When (ms since the epoch).
+    /// When (wall clock, ms since the epoch).
     pub at_ms: u64,
     /// The property.
     pub prop: Prop,
@@ -164,6 +164,10 @@ pub struct UnitStatus {
     pub errors: u64,
     /// Evaluations stopped by a limit.
     pub slow: u64,
+    /// Why the unit is no longer evaluated (its evaluation took an
+    /// evaluator process down), until the definitions are re-read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<String>,
 }
 
 /// `status`.

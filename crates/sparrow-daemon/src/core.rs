@@ -15,8 +15,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sparrow_generator::paths::{self, Mode};
-use sparrow_generator::scan;
-use sparrow_host::runtime::{RealRuntime, UnitSnapshot, Units};
+use sparrow_generator::scan::{self, Owners};
+use sparrow_host::runtime::UnitSnapshot;
 use sparrow_host::RealHost;
 use sparrow_lang::Host;
 use sparrow_policy::{judge, Live, Machine, Millis, Prop, PropHistory, RateLimit, Target, Verdict};
@@ -27,7 +27,7 @@ use crate::control::{
     self, Applied, DaemonStatus, Decision, EvalRecord, EvalReport, Request, Response, Status,
     UnitStatus,
 };
-use crate::eval::{Evaluation, Origin, Pool, PoolEvent, SourceText};
+use crate::eval::{Evaluation, Origin, Pool, PoolConfig, PoolEvent, SourceText};
 use crate::spec::Spec;
 use crate::state::{self, Persisted};
 use crate::systemd::{unit_of_path, unit_path, Bus, Systemd, UnitInfo, Via};
@@ -123,6 +123,11 @@ struct UnitRt {
     evaluations: u64,
     errors: u64,
     slow: u64,
+    /// The last evaluation error, logged once until it changes.
+    last_error: Option<String>,
+    /// Why the unit is not evaluated any more: its evaluation took an
+    /// evaluator process down. Cleared when the definitions are re-read.
+    quarantined: Option<String>,
 }
 
 impl UnitRt {
@@ -147,6 +152,8 @@ impl UnitRt {
             evaluations: 0,
             errors: 0,
             slow: 0,
+            last_error: None,
+            quarantined: None,
         }
     }
 
@@ -240,10 +247,33 @@ pub fn plan(
     Plan { decisions, apply }
 }
 
-fn now_ms() -> Millis {
+/// The monotonic clock in ms (`CLOCK_MONOTONIC`: since boot, never set
+/// back, the same for every process): what dwell times and rate limits
+/// are measured with, so that setting the wall clock changes nothing.
+pub fn now_ms() -> Millis {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills the struct; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Wall-clock time in ms since the epoch, for what people read (`status`).
+fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A message for the log, cut to a readable length.
+fn clip(msg: &str) -> String {
+    const MAX: usize = 500;
+    match msg.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}… ({} bytes in all)", &msg[..i], msg.len()),
+        None => msg.to_string(),
+    }
 }
 
 /// How the host's resources are sized, for percentages.
@@ -292,7 +322,10 @@ struct Core {
     problems: Vec<String>,
     global: RateLimit,
     persisted: Persisted,
-    snapshot: Units,
+    /// What evaluator processes know of units (`service_state()`).
+    snapshot: HashMap<String, UnitSnapshot>,
+    /// The snapshot changed since it was last sent to the pool.
+    snapshot_dirty: bool,
     machine: Machine,
     counters: Counters,
     requests: HashMap<u64, oneshot::Sender<Response>>,
@@ -318,18 +351,31 @@ impl Core {
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             let env = |k: &str| std::env::var(k).ok();
-            let mut sources = scan::definitions(&paths::search_path(Mode::System, &env));
-            sources.extend(scan::shebang_units(&paths::unit_root(Mode::System, &env)));
+            let (mut sources, refused) = scan::definitions(&paths::search_path(Mode::System, &env));
+            let (shebangs, odd) = scan::shebang_units(&paths::unit_root(Mode::System, &env));
+            sources.extend(shebangs);
+            let mut problems: Vec<String> = refused
+                .iter()
+                .chain(&odd)
+                .map(|r| format!("{}: {}", r.path.display(), r.reason))
+                .collect();
             let mut texts = Vec::new();
-            let mut problems = Vec::new();
             for s in sources {
                 if s.kind == scan::SourceKind::RakuShebang {
+                    // The evaluator reports it (the Raku bridge is not here yet).
+                    texts.push(SourceText {
+                        source: s,
+                        text: String::new(),
+                    });
                     continue;
                 }
                 // The same rule as the generator: a file someone else could
-                // write is not run as root.
-                match scan::read_source(&s.path, scan::is_root()) {
-                    Ok(text) => texts.push(SourceText { source: s, text }),
+                // write is not run as root; only regular files are read.
+                match scan::read_source(&s.path, Owners::for_generator()) {
+                    Ok(t) => texts.push(SourceText {
+                        source: s,
+                        text: t.text,
+                    }),
                     Err(e) => problems.push(format!("{}: {}", s.path.display(), e.reason)),
                 }
             }
@@ -354,16 +400,19 @@ impl Core {
         });
     }
 
-    fn update_snapshot(&self, unit: &str) {
-        if let (Some(u), Ok(mut snap)) = (self.units.get(unit), self.snapshot.write()) {
+    fn update_snapshot(&mut self, unit: &str) {
+        if let Some(u) = self.units.get(unit) {
             let info = u.info.clone().unwrap_or_default();
-            snap.insert(
-                unit.to_string(),
-                UnitSnapshot {
-                    active_state: info.active_state,
-                    control_group: info.control_group,
-                },
-            );
+            let snap = UnitSnapshot {
+                active_state: info.active_state,
+                control_group: info.control_group,
+            };
+            if self.snapshot.get(unit) != Some(&snap) {
+                self.snapshot.insert(unit.to_string(), snap);
+                // Sent with the next timer run: many changes, one message.
+                self.snapshot_dirty = true;
+                self.reschedule = true;
+            }
         }
     }
 
@@ -515,7 +564,7 @@ impl Core {
         self.loaded = generation;
         self.problems.extend(problems);
         for p in &self.problems {
-            warn!("definition problem: {p}");
+            warn!("definition problem: {}", clip(p));
         }
         let now = now_ms();
         let mut next: BTreeMap<String, UnitRt> = BTreeMap::new();
@@ -529,6 +578,8 @@ impl Core {
                     }
                     old.spec = spec;
                     old.live.clear();
+                    // The definitions were read again: give it another chance.
+                    old.quarantined = None;
                     old
                 }
                 None => UnitRt::new(spec, now),
@@ -553,8 +604,10 @@ impl Core {
     }
 
     fn on_evaluated(&mut self, e: Evaluation) {
-        let now = now_ms();
         self.counters.evaluations += 1;
+        for (unit, msg) in &e.logs {
+            info!(UNIT = %unit, "{unit}: {}", clip(msg));
+        }
         let Some(u) = self.units.get_mut(&e.unit) else {
             if let Origin::Request(id) = e.origin {
                 self.reply(id, Response::error(format!("{} is not managed", e.unit)));
@@ -566,7 +619,7 @@ impl Core {
             u.evaluations += 1;
         }
         let mut record = EvalRecord {
-            at_ms: now,
+            at_ms: wall_ms(),
             took_us: e.took.as_micros() as u64,
             error: None,
             decisions: Vec::new(),
@@ -580,7 +633,16 @@ impl Core {
                     self.counters.slow += 1;
                     u.slow += 1;
                 }
-                warn!(UNIT = %e.unit, "evaluation of {} failed: {err}", e.unit);
+                if e.crashed {
+                    u.quarantined = Some(err.clone());
+                    error!(UNIT = %e.unit, "{}; {} is not evaluated again until its definition is re-read (systemd-sparrow reload)", clip(&err), e.unit);
+                } else if u.last_error.as_deref() != Some(err.as_str()) {
+                    // Once per distinct error, not at every interval.
+                    warn!(UNIT = %e.unit, "evaluation of {} failed: {}", e.unit, clip(&err));
+                }
+                if e.origin == Origin::Schedule {
+                    u.last_error = Some(err.clone());
+                }
                 record.error = Some(err.clone());
                 match e.origin {
                     Origin::Schedule => u.last_eval = Some(record),
@@ -597,6 +659,9 @@ impl Core {
                 return;
             }
         };
+        if e.origin == Origin::Schedule && u.last_error.take().is_some() {
+            info!(UNIT = %e.unit, "evaluation of {} works again", e.unit);
+        }
         let mut targets = Vec::new();
         for (prop, d) in desired {
             match d.resolve(prop, self.machine) {
@@ -737,7 +802,7 @@ impl Core {
                         "{unit}: {} {old_s} -> {new_s} ({})", prop.dbus_name(), c.reason
                     );
                     u.applied.push_back(Applied {
-                        at_ms: now,
+                        at_ms: wall_ms(),
                         prop,
                         old: old_s,
                         new: new_s,
@@ -795,9 +860,15 @@ impl Core {
                 });
             }
             Request::Eval { unit } => {
-                if !self.units.contains_key(&unit) {
+                let Some(u) = self.units.get(&unit) else {
                     let _ = reply.send(Response::error(format!(
                         "{unit} is not managed by systemd-sparrowd"
+                    )));
+                    return;
+                };
+                if let Some(why) = &u.quarantined {
+                    let _ = reply.send(Response::error(format!(
+                        "{unit} is not evaluated: {why}; fix its definition, then systemd-sparrow reload"
                     )));
                     return;
                 }
@@ -845,6 +916,7 @@ impl Core {
                 evaluations: u.evaluations,
                 errors: u.errors,
                 slow: u.slow,
+                quarantined: u.quarantined.clone(),
             })
             .collect();
         Status {
@@ -870,13 +942,22 @@ impl Core {
         let now = now_ms();
         let mut next = now + 60_000;
         self.reschedule = false;
+        if self.snapshot_dirty {
+            self.snapshot_dirty = false;
+            self.pool.units(Arc::new(self.snapshot.clone()));
+        }
         if self.bus.is_some() {
             // Units due within the next batch window go now, together: one
             // wake-up of the loop and of the workers for many evaluations.
             let due: Vec<String> = self
                 .units
                 .iter()
-                .filter(|(_, u)| u.next_due <= now + BATCH_MS && !u.in_flight && !u.applying)
+                .filter(|(_, u)| {
+                    u.next_due <= now + BATCH_MS
+                        && !u.in_flight
+                        && !u.applying
+                        && u.quarantined.is_none()
+                })
                 .map(|(n, _)| n.clone())
                 .collect();
             for name in due {
@@ -898,7 +979,7 @@ impl Core {
                 }
             }
             for u in self.units.values() {
-                if !u.in_flight {
+                if !u.in_flight && u.quarantined.is_none() {
                     next = next.min(u.next_due);
                 }
             }
@@ -990,9 +1071,13 @@ async fn watch_bus(
     }
 }
 
-/// Accepts control connections: root only (SO_PEERCRED), one request each.
+/// The longest request line the control socket reads.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// Accepts control connections: root only (SO_PEERCRED, checked before a
+/// byte is read), one request line of at most [`MAX_REQUEST`] each.
 async fn serve_control(path: PathBuf, tx: mpsc::Sender<Event>) -> Result<(), String> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::AsyncWriteExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -1001,37 +1086,48 @@ async fn serve_control(path: PathBuf, tx: mpsc::Sender<Event>) -> Result<(), Str
         tokio::net::UnixListener::bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    let mut backoff = Duration::from_millis(10);
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => {
+                backoff = Duration::from_millis(10);
+                s
+            }
+            Err(e) => {
+                // Out of descriptors (EMFILE/ENFILE) or memory: the pending
+                // connection stays queued and accept would fail again at
+                // once; wait instead of spinning.
+                warn!("control socket: accept failed: {e}; pausing {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
         };
         let tx = tx.clone();
         tokio::spawn(async move {
             let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
             let (read, mut write) = stream.into_split();
-            let mut line = String::new();
-            let mut reader = BufReader::new(read);
-            let read =
-                tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await;
             let resp = if uid != 0 {
                 Response::error(format!(
                     "permission denied: the control socket is for root (you are uid {uid})"
                 ))
-            } else if !matches!(read, Ok(Ok(n)) if n > 0) {
-                return;
             } else {
-                match serde_json::from_str::<Request>(&line) {
-                    Err(e) => Response::error(format!("bad request: {e}")),
-                    Ok(req) => {
-                        let (rtx, rrx) = oneshot::channel();
-                        if tx.send(Event::Control(req, rtx)).await.is_err() {
-                            return;
+                match tokio::time::timeout(Duration::from_secs(5), read_request(read)).await {
+                    Ok(Ok(line)) => match serde_json::from_slice::<Request>(&line) {
+                        Err(e) => Response::error(format!("bad request: {e}")),
+                        Ok(req) => {
+                            let (rtx, rrx) = oneshot::channel();
+                            if tx.send(Event::Control(req, rtx)).await.is_err() {
+                                return;
+                            }
+                            match tokio::time::timeout(Duration::from_secs(15), rrx).await {
+                                Ok(Ok(r)) => r,
+                                _ => Response::error("systemd-sparrowd did not answer in time"),
+                            }
                         }
-                        match tokio::time::timeout(Duration::from_secs(15), rrx).await {
-                            Ok(Ok(r)) => r,
-                            _ => Response::error("systemd-sparrowd did not answer in time"),
-                        }
-                    }
+                    },
+                    Ok(Err(e)) => Response::error(e),
+                    Err(_) => Response::error("no request within 5 s"),
                 }
             };
             let mut text = serde_json::to_string(&resp).unwrap_or_else(|_| "{\"ok\":false}".into());
@@ -1039,6 +1135,24 @@ async fn serve_control(path: PathBuf, tx: mpsc::Sender<Event>) -> Result<(), Str
             let _ = write.write_all(text.as_bytes()).await;
         });
     }
+}
+
+/// Reads one request line, refusing more than [`MAX_REQUEST`] bytes.
+async fn read_request(read: tokio::net::unix::OwnedReadHalf) -> Result<Vec<u8>, String> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let mut line = Vec::new();
+    let mut limited = BufReader::new(read).take(MAX_REQUEST as u64 + 1);
+    limited
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(|e| format!("cannot read the request: {e}"))?;
+    if line.len() > MAX_REQUEST {
+        return Err(format!("request longer than {MAX_REQUEST} bytes"));
+    }
+    if line.is_empty() {
+        return Err("empty request".into());
+    }
+    Ok(line)
 }
 
 /// Runs the daemon until SIGTERM.
@@ -1049,17 +1163,16 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         warn!("facts override: {e}");
     }
     let machine = machine(&host);
-    let snapshot: Units = Arc::default();
-    let log_sink: sparrow_host::runtime::LogSink =
-        Arc::new(|unit: &str, msg: &str| info!(UNIT = %unit, "{unit}: {msg}"));
-    let runtime = Arc::new(RealRuntime::new(snapshot.clone(), log_sink));
     let report_tx = tx.clone();
     let pool = Pool::start(
-        cfg.workers,
-        64,
-        cfg.call_limit,
-        Arc::new(host),
-        runtime,
+        PoolConfig {
+            workers: cfg.workers,
+            per_worker: 64,
+            limit: cfg.call_limit,
+            facts: host.facts().clone(),
+            owners: Owners::for_generator(),
+            exe: PathBuf::from("/proc/self/exe"),
+        },
         Arc::new(move |ev| {
             let _ = report_tx.blocking_send(Event::Pool(ev));
         }),
@@ -1112,7 +1225,8 @@ pub async fn run(cfg: Config) -> Result<(), String> {
         loaded: 0,
         problems: Vec::new(),
         persisted,
-        snapshot,
+        snapshot: HashMap::new(),
+        snapshot_dirty: false,
         machine,
         counters: Counters {
             evaluations: 0,

@@ -1,32 +1,34 @@
-//! The evaluator pool: a few threads, each owning a Rhai engine with the
-//! runtime functions and every managed unit's closures.
+//! The evaluator pool: a few threads, each driving one evaluator process
+//! (see `worker`) that holds every managed unit's closures.
 //!
-//! Rhai values are not `Send`, so each worker loads the definitions itself
-//! (from the same texts, sent by the core) and only plain data leaves a
-//! worker: [`Spec`]s after a load, [`Desired`] values after an evaluation.
-//! Every call runs under an operation limit and a wall-clock limit; a slow
-//! or failing closure occupies one worker for at most that long, and the
-//! core sends work to the least busy worker, so other units keep going.
+//! User code never runs in the daemon itself: a closure that overflows the
+//! stack, exhausts memory or hangs inside a native call takes down only
+//! its evaluator process. The thread that drives it reports the unit (or,
+//! while loading, the definition) that was running, starts a fresh process
+//! without it, and carries on. Only plain data crosses: [`Spec`]s after a
+//! load, [`Desired`] values after an evaluation. The core sends work to the
+//! least busy thread, so other units keep going.
 
-use std::collections::BTreeSet;
-use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Map};
-use sparrow_generator::scan::Source;
-use sparrow_generator::{load_text, LibCache, SharedHost};
-use sparrow_lang::schema::{self, RtValue};
-use sparrow_lang::{keys, value, Closure, Host, Loader, RuntimeHost};
+use rhai::Dynamic;
+use serde::{Deserialize, Serialize};
+use sparrow_generator::scan::{Owners, Source};
+use sparrow_host::runtime::UnitSnapshot;
+use sparrow_isolate::{Failure, Limits, Worker};
+use sparrow_lang::{value, Facts};
 use sparrow_policy::{Desired, Prop};
 
-use crate::spec::{spec_of, Spec};
+use crate::spec::Spec;
+use crate::worker::{Evaluated, Request, SourceLoaded, ROLE};
 
 /// A definition's path, kind and text, read once by the core.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceText {
     /// Where it is and what it is.
     pub source: Source,
@@ -56,6 +58,11 @@ pub struct Evaluation {
     pub took: Duration,
     /// The error was a limit being hit.
     pub timed_out: bool,
+    /// The evaluation took its evaluator process down (or had to be
+    /// killed): evaluating this unit again would do the same.
+    pub crashed: bool,
+    /// What the closures `log()`ged.
+    pub logs: Vec<(String, String)>,
     /// Who asked.
     pub origin: Origin,
 }
@@ -78,17 +85,35 @@ pub enum PoolEvent {
 
 enum Job {
     Load(Arc<Vec<SourceText>>, u64),
+    Units(Arc<HashMap<String, UnitSnapshot>>),
     Eval { unit: String, origin: Origin },
 }
 
-struct Worker {
+struct Thread {
     tx: mpsc::Sender<Job>,
     in_flight: Arc<AtomicUsize>,
 }
 
+/// How the pool runs.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Evaluator processes (one thread each).
+    pub workers: usize,
+    /// Jobs queued per worker before the pool says it is busy.
+    pub per_worker: usize,
+    /// Wall-clock limit of one unit's evaluation.
+    pub limit: Duration,
+    /// The host's facts.
+    pub facts: Facts,
+    /// Who may own `lib/` modules.
+    pub owners: Owners,
+    /// The executable that serves [`ROLE`] (normally `/proc/self/exe`).
+    pub exe: PathBuf,
+}
+
 /// The pool.
 pub struct Pool {
-    workers: Vec<Worker>,
+    threads: Vec<Thread>,
     per_worker: usize,
 }
 
@@ -96,66 +121,57 @@ pub struct Pool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
-/// One unit's closures, on one worker.
-#[derive(Default)]
-struct UnitClosures {
-    resources: Option<Closure>,
-    dynamic: Vec<(Prop, Closure)>,
-}
-
 impl Pool {
-    /// Starts `workers` threads. `per_worker` bounds the jobs queued on
-    /// each; `limit` is the wall-clock limit of one closure call.
-    pub fn start(
-        workers: usize,
-        per_worker: usize,
-        limit: Duration,
-        host: Arc<dyn Host + Send + Sync>,
-        runtime: Arc<dyn RuntimeHost>,
-        report: Arc<dyn Fn(PoolEvent) + Send + Sync>,
-    ) -> Pool {
-        let workers = (0..workers.max(1))
+    /// Starts `cfg.workers` threads, each with its evaluator process.
+    pub fn start(cfg: PoolConfig, report: Arc<dyn Fn(PoolEvent) + Send + Sync>) -> Pool {
+        let threads = (0..cfg.workers.max(1))
             .map(|i| {
                 let (tx, rx) = mpsc::channel::<Job>();
                 let in_flight = Arc::new(AtomicUsize::new(0));
-                let (host, runtime, report, count) = (
-                    host.clone(),
-                    runtime.clone(),
-                    report.clone(),
-                    in_flight.clone(),
-                );
+                let (cfg, report, count) = (cfg.clone(), report.clone(), in_flight.clone());
                 std::thread::Builder::new()
                     .name(format!("sparrow-eval-{i}"))
-                    .spawn(move || work(i, rx, host, runtime, report, count, limit))
+                    .spawn(move || {
+                        // The process is spawned by this thread: it dies with it.
+                        let mut p = Proc::new(cfg);
+                        work(i, rx, &mut p, &*report, &count);
+                    })
                     .expect("spawning an evaluator thread");
-                Worker { tx, in_flight }
+                Thread { tx, in_flight }
             })
             .collect();
         Pool {
-            workers,
-            per_worker,
+            threads,
+            per_worker: cfg.per_worker,
         }
     }
 
     /// Loads definitions on every worker (queued behind their current work).
     pub fn load(&self, sources: Arc<Vec<SourceText>>, generation: u64) {
-        for w in &self.workers {
-            let _ = w.tx.send(Job::Load(sources.clone(), generation));
+        for t in &self.threads {
+            let _ = t.tx.send(Job::Load(sources.clone(), generation));
+        }
+    }
+
+    /// Tells every worker what is known of units now.
+    pub fn units(&self, units: Arc<HashMap<String, UnitSnapshot>>) {
+        for t in &self.threads {
+            let _ = t.tx.send(Job::Units(units.clone()));
         }
     }
 
     /// Queues an evaluation on the least busy worker, or says the pool is full.
     pub fn submit(&self, unit: &str, origin: Origin) -> Result<(), Busy> {
-        let w = self
-            .workers
+        let t = self
+            .threads
             .iter()
-            .min_by_key(|w| w.in_flight.load(Ordering::Relaxed))
+            .min_by_key(|t| t.in_flight.load(Ordering::Relaxed))
             .ok_or(Busy)?;
-        if w.in_flight.load(Ordering::Relaxed) >= self.per_worker {
+        if t.in_flight.load(Ordering::Relaxed) >= self.per_worker {
             return Err(Busy);
         }
-        w.in_flight.fetch_add(1, Ordering::Relaxed);
-        w.tx.send(Job::Eval {
+        t.in_flight.fetch_add(1, Ordering::Relaxed);
+        t.tx.send(Job::Eval {
             unit: unit.to_string(),
             origin,
         })
@@ -164,161 +180,189 @@ impl Pool {
 
     /// Jobs waiting or running, over all workers.
     pub fn in_flight(&self) -> usize {
-        self.workers
+        self.threads
             .iter()
-            .map(|w| w.in_flight.load(Ordering::Relaxed))
+            .map(|t| t.in_flight.load(Ordering::Relaxed))
             .sum()
+    }
+}
+
+/// How long a request to a process may take beyond its own limit.
+const SEND: Duration = Duration::from_secs(10);
+
+/// One evaluator process and what it must hold.
+struct Proc {
+    cfg: PoolConfig,
+    child: Option<Worker>,
+    sources: Arc<Vec<SourceText>>,
+    /// Sources that took a process down while loading: left out.
+    skip: BTreeSet<usize>,
+    /// Why they were left out.
+    crashes: Vec<String>,
+    units: Option<Arc<HashMap<String, UnitSnapshot>>>,
+}
+
+impl Proc {
+    fn new(cfg: PoolConfig) -> Proc {
+        Proc {
+            cfg,
+            child: None,
+            sources: Arc::default(),
+            skip: BTreeSet::new(),
+            crashes: Vec::new(),
+            units: None,
+        }
+    }
+
+    /// Makes sure a process holds the current definitions; when it had to
+    /// load them, returns what they gave.
+    fn ensure(&mut self) -> Option<SourceLoaded> {
+        if self.child.is_some() {
+            return None;
+        }
+        loop {
+            match self.start() {
+                Ok(loaded) => return Some(loaded),
+                Err((Some(i), f)) => {
+                    // That definition kills its process: load without it.
+                    self.skip.insert(i);
+                    self.crashes.push(format!(
+                        "{}: evaluating this file {f}; it is left out until it changes",
+                        self.sources[i].source.path.display()
+                    ));
+                }
+                Err((None, f)) => {
+                    return Some(SourceLoaded {
+                        specs: Vec::new(),
+                        problems: vec![format!("cannot run definitions: an evaluator process {f}")],
+                    })
+                }
+            }
+        }
+    }
+
+    fn start(&mut self) -> Result<SourceLoaded, (Option<usize>, Failure)> {
+        let mut w = Worker::spawn(&self.cfg.exe, ROLE, Limits::default()).map_err(|f| (None, f))?;
+        let init = Request::Init {
+            facts: self.cfg.facts.clone(),
+            owners: self.cfg.owners,
+        };
+        w.send(&init, SEND).map_err(|f| (None, f))?;
+        let list: Vec<usize> = (0..self.sources.len())
+            .filter(|i| !self.skip.contains(i))
+            .collect();
+        let texts = list.iter().map(|i| self.sources[*i].clone()).collect();
+        w.send(&Request::Load(texts), SEND).map_err(|f| (None, f))?;
+        let mut out = SourceLoaded {
+            specs: Vec::new(),
+            problems: self.crashes.clone(),
+        };
+        for i in list {
+            let r: SourceLoaded = w
+                .recv(sparrow_generator::HARD_LIMIT)
+                .map_err(|f| (Some(i), f))?;
+            out.specs.extend(r.specs);
+            out.problems.extend(r.problems);
+        }
+        if let Some(u) = &self.units {
+            w.send(&Request::Units((**u).clone()), SEND)
+                .map_err(|f| (None, f))?;
+        }
+        self.child = Some(w);
+        Ok(out)
+    }
+
+    fn evaluate(&mut self, unit: &str) -> (Result<Evaluated, String>, bool) {
+        self.ensure();
+        let Some(w) = self.child.as_mut() else {
+            return (Err("no evaluator process could be started".into()), false);
+        };
+        let limit = self.cfg.limit;
+        let req = Request::Eval {
+            unit: unit.to_string(),
+            limit_ms: limit.as_millis() as u64,
+        };
+        // The process enforces `limit` itself; this catches what it cannot
+        // interrupt (time inside one native call).
+        let hard = (limit * 3 / 2).max(Duration::from_millis(500));
+        match w.send(&req, SEND).and_then(|()| w.recv::<Evaluated>(hard)) {
+            Ok(e) => (Ok(e), false),
+            Err(f) => {
+                self.child = None;
+                let timed_out = matches!(f, Failure::TimedOut(_));
+                (
+                    Err(format!("evaluating the closures of {unit} {f}")),
+                    timed_out,
+                )
+            }
+        }
     }
 }
 
 fn work(
     index: usize,
     rx: mpsc::Receiver<Job>,
-    host: Arc<dyn Host + Send + Sync>,
-    runtime: Arc<dyn RuntimeHost>,
-    report: Arc<dyn Fn(PoolEvent) + Send + Sync>,
-    in_flight: Arc<AtomicUsize>,
-    limit: Duration,
+    p: &mut Proc,
+    report: &(dyn Fn(PoolEvent) + Send + Sync),
+    in_flight: &AtomicUsize,
 ) {
-    let loader = Loader::with_runtime(Rc::new(SharedHost(host)), runtime);
-    let mut units: HashMap<String, UnitClosures> = HashMap::new();
     let mut generation = 0;
     while let Ok(job) = rx.recv() {
         match job {
             Job::Load(sources, gen) => {
-                let (closures, specs, problems) = load_all(&loader, &sources);
-                units = closures;
+                p.sources = sources;
+                p.skip.clear();
+                p.crashes.clear();
+                p.child = None;
                 generation = gen;
+                let loaded = p.ensure().unwrap_or_default();
                 if index == 0 {
                     report(PoolEvent::Loaded {
                         generation: gen,
-                        specs,
-                        problems,
+                        specs: loaded.specs,
+                        problems: loaded.problems,
                     });
                 }
             }
+            Job::Units(units) => {
+                if let Some(w) = p.child.as_mut() {
+                    if w.send(&Request::Units((*units).clone()), SEND).is_err() {
+                        p.child = None;
+                    }
+                }
+                p.units = Some(units);
+            }
             Job::Eval { unit, origin } => {
                 let start = Instant::now();
-                let result = match units.get(&unit) {
-                    Some(c) => evaluate(&loader, c, &unit, limit),
-                    None => Err((
-                        format!("{unit} is not managed by the loaded definitions"),
-                        false,
-                    )),
-                };
+                let (reply, killed) = p.evaluate(&unit);
                 let took = start.elapsed();
                 in_flight.fetch_sub(1, Ordering::Relaxed);
-                let (result, timed_out) = match result {
-                    Ok(v) => (Ok(v), false),
-                    Err((e, t)) => (Err(e), t),
+                let ev = match reply {
+                    Ok(e) => Evaluation {
+                        unit,
+                        generation,
+                        result: e.result,
+                        took,
+                        timed_out: e.timed_out,
+                        crashed: false,
+                        logs: e.logs,
+                        origin,
+                    },
+                    Err(msg) => Evaluation {
+                        unit,
+                        generation,
+                        result: Err(msg),
+                        took,
+                        timed_out: killed,
+                        crashed: true,
+                        logs: Vec::new(),
+                        origin,
+                    },
                 };
-                report(PoolEvent::Evaluated(Evaluation {
-                    unit,
-                    generation,
-                    result,
-                    took,
-                    timed_out,
-                    origin,
-                }));
+                report(PoolEvent::Evaluated(ev));
             }
         }
     }
-}
-
-type Loaded = (HashMap<String, UnitClosures>, Vec<Spec>, Vec<String>);
-
-fn load_all(loader: &Loader, sources: &[SourceText]) -> Loaded {
-    let mut libs = LibCache::default();
-    let mut closures = HashMap::new();
-    let mut specs = Vec::new();
-    let mut problems = Vec::new();
-    for s in sources {
-        // The generator refused unsafe files already; the daemon reads what it wrote from.
-        let loaded = match load_text(loader, &mut libs, &s.source, &s.text, false) {
-            Ok(l) => l,
-            Err(r) => {
-                problems.push(format!("{}: {}", r.path.display(), r.reason));
-                continue;
-            }
-        };
-        if loaded.has_errors() {
-            for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
-                problems.push(d.to_string());
-            }
-            continue;
-        }
-        for decl in &loaded.units {
-            let Some(spec) = spec_of(decl) else { continue };
-            let resources = ["monitor", "hooks"].iter().find_map(|k| {
-                match decl.runtime.get(*k).and_then(|m| m.get("resources")) {
-                    Some(RtValue::Closure(c)) => Some(c.clone()),
-                    _ => None,
-                }
-            });
-            let dynamic = decl
-                .dynamic
-                .iter()
-                .filter_map(|(k, c)| Prop::from_key(k).map(|p| (p, c.clone())))
-                .collect();
-            closures.insert(spec.unit.clone(), UnitClosures { resources, dynamic });
-            specs.push(spec);
-        }
-    }
-    (closures, specs, problems)
-}
-
-fn evaluate(
-    loader: &Loader,
-    c: &UnitClosures,
-    unit: &str,
-    limit: Duration,
-) -> Result<Vec<(Prop, Desired)>, (String, bool)> {
-    let fail = |d: sparrow_lang::Diagnostic| {
-        let timed_out =
-            d.message.contains("ran longer than its limit") || d.message.contains("exceeded");
-        (d.to_string(), timed_out)
-    };
-    let mut out = BTreeMap::new();
-    for (prop, closure) in &c.dynamic {
-        let v = loader.call(closure, vec![], unit, limit).map_err(fail)?;
-        out.insert(
-            *prop,
-            desired(*prop, &v).map_err(|e| (format!("{}: {prop}: {e}", closure.source), false))?,
-        );
-    }
-    if let Some(closure) = &c.resources {
-        let v = loader.call(closure, vec![], unit, limit).map_err(fail)?;
-        let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
-            return Err((
-                format!(
-                    "{}: the resources closure returned {}, not a map of resource keys",
-                    closure.source,
-                    value::type_name(&v)
-                ),
-                false,
-            ));
-        };
-        for (k, v) in &map {
-            let prop = keys::lookup(k)
-                .filter(|spec| schema::is_resource(spec))
-                .and_then(|spec| Prop::from_key(spec.name))
-                .ok_or_else(|| {
-                    (
-                        format!(
-                            "{}: the resources closure returned {k:?}, which is not a resource key",
-                            closure.source
-                        ),
-                        false,
-                    )
-                })?;
-            out.insert(
-                prop,
-                desired(prop, v)
-                    .map_err(|e| (format!("{}: {prop}: {e}", closure.source), false))?,
-            );
-        }
-    }
-    Ok(out.into_iter().collect())
 }
 
 /// Parses `"0-3,6 8"` into CPUs.

@@ -20,6 +20,7 @@ mod private;
 pub mod spec;
 pub mod state;
 pub mod systemd;
+pub mod worker;
 
 pub use crate::core::{run, Config};
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sparrow_lang::schema::RtValue;
 use sparrow_lang::value::Size;
 use sparrow_lang::UnitDecl;
@@ -18,7 +18,7 @@ pub const DEFAULT_MIN_DWELL_MS: u64 = 60_000;
 pub const DEFAULT_UNIT_CAP: usize = 6;
 
 /// A unit the daemon keeps right-sized.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spec {
     /// The unit.
     pub unit: String,

@@ -1,7 +1,9 @@
 //! The little the daemon remembers across restarts: when it last changed
 //! each property of each unit (for `min_dwell`), and what it set. Kept under
 //! /run (it describes this boot only), written atomically after every
-//! change; a missing or damaged file means "no recent changes".
+//! change; a missing or damaged file, or one from another boot, means "no
+//! recent changes". Times are on the monotonic clock, which only means
+//! something within one boot: the file carries the boot's id.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -13,10 +15,22 @@ use sparrow_policy::{Prop, PropHistory};
 /// Per unit, per property.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Persisted {
-    /// Format version.
+    /// Format version (2: monotonic times and a boot id).
     pub version: u32,
+    /// `/proc/sys/kernel/random/boot_id` of the boot the times belong to.
+    #[serde(default)]
+    pub boot_id: String,
     /// The histories.
     pub units: BTreeMap<String, BTreeMap<Prop, PropHistory>>,
+}
+
+const VERSION: u32 = 2;
+
+/// This boot's id (empty where the kernel does not say).
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Reads the state file; a missing file is an empty state, a damaged one
@@ -24,7 +38,14 @@ pub struct Persisted {
 pub fn load(path: &Path) -> (Persisted, Option<String>) {
     match std::fs::read_to_string(path) {
         Ok(text) => match serde_json::from_str::<Persisted>(&text) {
-            Ok(p) if p.version == 1 => (p, None),
+            Ok(p) if p.version == VERSION && p.boot_id == boot_id() => (p, None),
+            Ok(p) if p.version == VERSION => (
+                Persisted::default(),
+                Some(format!(
+                    "{}: written during another boot, starting afresh",
+                    path.display()
+                )),
+            ),
             Ok(p) => (
                 Persisted::default(),
                 Some(format!(
@@ -52,7 +73,8 @@ pub fn save(path: &Path, state: &Persisted) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let mut s = state.clone();
-    s.version = 1;
+    s.version = VERSION;
+    s.boot_id = boot_id();
     let text = serde_json::to_string(&s).map_err(io::Error::other)?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
@@ -87,5 +109,15 @@ mod tests {
         assert!(warn.unwrap().contains("starting afresh"));
         let (back, warn) = load(&d.path().join("missing.json"));
         assert!(back.units.is_empty() && warn.is_none());
+        // Times from another boot, or from the wall-clock format, mean nothing now.
+        save(&f, &p).unwrap();
+        let text = std::fs::read_to_string(&f).unwrap();
+        std::fs::write(&f, text.replace(&boot_id(), "another-boot")).unwrap();
+        let (back, warn) = load(&f);
+        assert!(back.units.is_empty());
+        assert!(warn.unwrap().contains("another boot"));
+        std::fs::write(&f, r#"{"version":1,"units":{}}"#).unwrap();
+        let (_, warn) = load(&f);
+        assert!(warn.unwrap().contains("unknown version 1"));
     }
 }

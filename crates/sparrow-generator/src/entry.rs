@@ -6,13 +6,15 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use sparrow_host::RealHost;
 
+use sparrow_lang::{Diagnostic, Host, Severity};
+
 use crate::log::{Level, Logger};
 use crate::paths::{self, Mode};
-use crate::{generate, scan, write, Options};
+use crate::scan::Refused;
+use crate::{generate, scan, write, Generated, Isolation, Options, Sink};
 
 /// Whether a program name is one the generator is installed under.
 pub fn is_generator_name(argv0: &Path) -> bool {
@@ -29,7 +31,7 @@ pub fn main(args: Vec<OsString>) -> u8 {
         Err(_) => {
             logger.log(
                 Level::Error,
-                "internal error (panic); no units were written by this run",
+                "internal error (panic); units after the failing one were not written by this run",
             );
             1
         }
@@ -75,47 +77,94 @@ fn run(logger: &Logger, args: Vec<OsString>) -> u8 {
         );
         ok = false;
     }
-    let mut sources = scan::definitions(&paths::search_path(mode, &env));
-    sources.extend(scan::shebang_units(&paths::unit_root(mode, &env)));
-    let opts = Options {
-        check_owner: scan::is_root(),
-        threads: Options::default_threads(),
-    };
-    let report = generate(&sources, Arc::new(host), &opts);
-
-    for d in report
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity >= sparrow_lang::Severity::Warning)
-    {
-        let level = if d.is_error() {
-            Level::Error
-        } else {
-            Level::Warning
-        };
-        logger.log(level, &d.to_string());
-    }
-    for p in &report.skipped {
-        logger.log(
-            Level::Error,
-            &format!("{}: skipped, no units written from it", p.display()),
-        );
-    }
-    for r in &report.refused {
+    let (mut sources, mut refused) = scan::definitions(&paths::search_path(mode, &env));
+    let (shebangs, odd) = scan::shebang_units(&paths::unit_root(mode, &env));
+    sources.extend(shebangs);
+    refused.extend(odd);
+    for r in &refused {
         logger.log(Level::Error, &format!("{}: {}", r.path.display(), r.reason));
     }
-    ok &= report.all_ok();
-
-    let (notes, errors) = write::write_units(&report.units, &normal, &early, opts.threads);
-    for n in notes {
-        logger.log(Level::Warning, &n);
-    }
-    for e in &errors {
-        logger.log(
-            Level::Error,
-            &format!("cannot write {}: {}", e.path.display(), e.error),
-        );
-    }
-    ok &= errors.is_empty();
+    ok &= refused.is_empty();
+    let opts = Options {
+        owners: scan::Owners::for_generator(),
+        workers: Options::default_workers(),
+        isolation: Isolation::this_binary(),
+    };
+    let mut writer = match write::Writer::open(&normal, &early) {
+        Ok(w) => w,
+        Err(e) => {
+            logger.log(
+                Level::Error,
+                &format!("cannot open {}: {}", e.path.display(), e.error),
+            );
+            return 1;
+        }
+    };
+    // Units are written as they arrive, so memory does not grow with their number.
+    let mut sink = WriteSink {
+        logger,
+        writer: &mut writer,
+        ok: true,
+    };
+    generate(&sources, host.facts(), &opts, &mut sink);
+    ok &= sink.ok;
     u8::from(!ok)
+}
+
+/// Writes each unit as it comes and logs everything else.
+struct WriteSink<'a> {
+    logger: &'a Logger,
+    writer: &'a mut write::Writer,
+    ok: bool,
+}
+
+impl Sink for WriteSink<'_> {
+    fn unit(&mut self, unit: Generated) {
+        match self.writer.write(&unit) {
+            Ok(notes) => {
+                for n in notes {
+                    self.logger.log(Level::Warning, &n);
+                }
+            }
+            Err(e) => {
+                self.logger.log(
+                    Level::Error,
+                    &format!("cannot write {}: {}", e.path.display(), e.error),
+                );
+                self.ok = false;
+            }
+        }
+    }
+    fn diagnostic(&mut self, d: Diagnostic) {
+        let level = match d.severity {
+            Severity::Error => Level::Error,
+            Severity::Warning => Level::Warning,
+            Severity::Note => return,
+        };
+        self.logger.log(level, &d.to_string());
+    }
+    fn skipped(&mut self, source: &Path) {
+        self.logger.log(
+            Level::Error,
+            &format!("{}: skipped, no units written from it", source.display()),
+        );
+        self.ok = false;
+    }
+    fn refused(&mut self, r: Refused) {
+        self.logger
+            .log(Level::Error, &format!("{}: {}", r.path.display(), r.reason));
+        self.ok = false;
+    }
+}
+
+/// Serves as an evaluator process when started as one (see
+/// `sparrow_isolate::role`); `None` when this process is not one.
+pub fn serve_role(argv: &[OsString]) -> Option<u8> {
+    let role = sparrow_isolate::role(argv)?;
+    Some(if role == crate::worker::ROLE {
+        crate::worker::serve()
+    } else {
+        eprintln!("sparrow-evaluator: unknown role {role:?}");
+        2
+    })
 }

@@ -1,14 +1,27 @@
-//! Writing units and their `[Install]` symlinks, atomically.
+//! Writing units and their `[Install]` symlinks, without ever following a
+//! link or leaving the output directory.
 //!
-//! Each file is written to a temporary name in the same directory and
-//! renamed into place, so systemd never reads half a unit. Symlinks are
-//! made the same way.
+//! Every path is resolved relative to a descriptor of the output directory
+//! (`openat`, `symlinkat`, `renameat`), one name component at a time:
+//!
+//! - a unit file is created with `O_CREAT|O_EXCL|O_NOFOLLOW`; when its name
+//!   is taken (writing into a directory that already has units, or where
+//!   something was planted) it is written under a fresh temporary name,
+//!   also `O_EXCL|O_NOFOLLOW`, and renamed over the old entry, which
+//!   replaces a planted symlink instead of following it;
+//! - a `*.wants/` directory is opened with `O_DIRECTORY|O_NOFOLLOW`, so a
+//!   symlink planted in its place is an error, not an escape;
+//! - link and target names are unit names (no `/`), checked again here.
+//!
+//! Temporary names are short (`.#sparrow.PID.N`), so units up to systemd's
+//! 255-byte name limit can be written.
 
-use std::fs;
+use std::collections::HashMap;
+use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-
-use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sparrow_lang::Install;
 use sparrow_unit::UnitName;
@@ -24,44 +37,212 @@ pub struct WriteError {
     pub error: io::Error,
 }
 
-fn tmp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".#{name}.{}", std::process::id()))
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a name"))
 }
 
-/// Writes `contents` to `path` via a temporary file and a rename.
-pub fn atomic_write(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let tmp = tmp_name(path);
-    fs::write(&tmp, contents)
-        .and_then(|()| fs::rename(&tmp, path))
-        .inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
-        })
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
-/// Makes `link` point to `target`, replacing what was there.
-pub fn atomic_symlink(target: &Path, link: &Path) -> io::Result<()> {
-    let tmp = tmp_name(link);
-    let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)
-        .and_then(|()| fs::rename(&tmp, link))
-        .inspect_err(|_| {
-            let _ = fs::remove_file(&tmp);
+/// A name that is a single path component we may create.
+fn plain(name: &str) -> io::Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a plain file name"),
+        ));
+    }
+    Ok(())
+}
+
+static TMP: AtomicU64 = AtomicU64::new(0);
+
+fn tmp_name() -> String {
+    format!(
+        ".#sparrow.{}.{}",
+        std::process::id(),
+        TMP.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// An open directory we write into.
+struct Dir {
+    fd: OwnedFd,
+}
+
+impl Dir {
+    fn open(path: &Path) -> io::Result<Dir> {
+        let c = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
+        // SAFETY: open with a valid C string; the fd is owned below.
+        let fd = check(unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })?;
+        // SAFETY: fd was just opened and is ours.
+        Ok(Dir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
+    }
+
+    /// The subdirectory `name`, created if missing; never a symlink.
+    fn subdir(&self, name: &str) -> io::Result<Dir> {
+        plain(name)?;
+        let c = cstr(name)?;
+        // SAFETY: mkdirat/openat relative to our directory fd.
+        unsafe {
+            if libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o755) < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EEXIST) {
+                    return Err(e);
+                }
+            }
+            let fd = libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            );
+            if fd < 0 {
+                let e = io::Error::last_os_error();
+                return Err(match e.raw_os_error() {
+                    Some(libc::ELOOP) | Some(libc::ENOTDIR) => io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "something that is not a directory (a symlink?) is in the way; not followed",
+                    ),
+                    _ => e,
+                });
+            }
+            Ok(Dir {
+                fd: OwnedFd::from_raw_fd(fd),
+            })
+        }
+    }
+
+    /// Creates `name` exclusively, without following a symlink there.
+    fn create_excl(&self, name: &str) -> io::Result<OwnedFd> {
+        let c = cstr(name)?;
+        // SAFETY: openat relative to our directory fd; the fd is owned below.
+        let fd = check(unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644 as libc::c_uint,
+            )
+        })?;
+        // SAFETY: just opened, ours.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    fn unlink(&self, name: &str) {
+        if let Ok(c) = cstr(name) {
+            // SAFETY: unlinkat relative to our directory fd.
+            unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) };
+        }
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let (f, t) = (cstr(from)?, cstr(to)?);
+        // SAFETY: renameat within our directory.
+        check(unsafe {
+            libc::renameat(
+                self.fd.as_raw_fd(),
+                f.as_ptr(),
+                self.fd.as_raw_fd(),
+                t.as_ptr(),
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Writes `name` with `contents`: in place when the name is free,
+    /// else through a temporary file renamed over it.
+    fn write_file(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+        plain(name)?;
+        match self.create_excl(name) {
+            Ok(fd) => write_all(fd, contents).inspect_err(|_| self.unlink(name)),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let (tmp, fd) = self.temp(|t| self.create_excl(t))?;
+                write_all(fd, contents)
+                    .and_then(|()| self.rename(&tmp, name))
+                    .inspect_err(|_| self.unlink(&tmp))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes `name` a symlink to `target`, replacing what was there.
+    fn symlink(&self, target: &str, name: &str) -> io::Result<()> {
+        plain(name)?;
+        let t = cstr(target)?;
+        let link = |n: &str| -> io::Result<()> {
+            let c = cstr(n)?;
+            // SAFETY: symlinkat relative to our directory fd.
+            check(unsafe { libc::symlinkat(t.as_ptr(), self.fd.as_raw_fd(), c.as_ptr()) })
+                .map(|_| ())
+        };
+        match link(name) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                let (tmp, ()) = self.temp(link)?;
+                self.rename(&tmp, name).inspect_err(|_| self.unlink(&tmp))
+            }
+            r => r,
+        }
+    }
+
+    /// Runs `make` with fresh temporary names until one is free.
+    fn temp<T>(&self, make: impl Fn(&str) -> io::Result<T>) -> io::Result<(String, T)> {
+        let mut last = None;
+        for _ in 0..64 {
+            let name = tmp_name();
+            match make(&name) {
+                Ok(v) => return Ok((name, v)),
+                // Someone planted this name: never reuse it, take another.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
+    }
+}
+
+fn write_all(fd: OwnedFd, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: write from a valid slice to an fd we own.
+        let n = unsafe { libc::write(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        bytes = &bytes[n as usize..];
+    }
+    Ok(())
 }
 
 /// The symlinks a unit's `[Install]` section asks for, relative to the
-/// output directory: `(link path, link target)`. Templates need an instance
-/// (`DefaultInstance=`); without one their wants-links are skipped and a
-/// message is returned instead.
-pub fn install_links(unit: &UnitName, install: &Install) -> (Vec<(PathBuf, PathBuf)>, Vec<String>) {
+/// output directory: `(directory or "", link name, link target)`.
+/// Templates need an instance (`DefaultInstance=`); without one their
+/// wants-links are skipped and a message is returned instead. Names that
+/// are not unit names are refused here too (the language checks them
+/// first; this is the last line before the file system).
+pub fn install_links(
+    unit: &UnitName,
+    install: &Install,
+) -> (Vec<(String, String, String)>, Vec<String>) {
     let mut links = Vec::new();
     let mut notes = Vec::new();
     let name = unit.as_str();
-    let target = PathBuf::from("..").join(name);
+    let target = format!("../{name}");
     let link_name = if unit.is_template() {
         match &install.default_instance {
             Some(inst) => match unit.instance(inst) {
@@ -85,8 +266,12 @@ pub fn install_links(unit: &UnitName, install: &Install) -> (Vec<(PathBuf, PathB
     ];
     for (suffix, targets) in lists {
         for t in targets {
+            if UnitName::parse(t).is_err() {
+                notes.push(format!("{name}: {t:?} is not a unit name; no link made"));
+                continue;
+            }
             match &link_name {
-                Some(l) => links.push((PathBuf::from(format!("{t}.{suffix}")).join(l), target.clone())),
+                Some(l) => links.push((format!("{t}.{suffix}"), l.clone(), target.clone())),
                 None => notes.push(format!(
                     "{name} is a template: no {t}.{suffix} link without DefaultInstance= (install_section: #{{ DefaultInstance: \"x\" }})"
                 )),
@@ -94,9 +279,77 @@ pub fn install_links(unit: &UnitName, install: &Install) -> (Vec<(PathBuf, PathB
         }
     }
     for alias in &install.alias {
-        links.push((PathBuf::from(alias), PathBuf::from(name)));
+        if UnitName::parse(alias).is_err() {
+            notes.push(format!(
+                "{name}: alias {alias:?} is not a unit name; no link made"
+            ));
+            continue;
+        }
+        links.push((String::new(), alias.clone(), name.to_string()));
     }
     (links, notes)
+}
+
+/// Writes units below an output directory (and shebang units below the
+/// early one), keeping the directories it has opened.
+pub struct Writer {
+    normal: (PathBuf, Dir),
+    early: (PathBuf, Dir),
+    subdirs: HashMap<(bool, String), Dir>,
+}
+
+impl Writer {
+    /// Opens the output directories (which must exist, as systemd makes them).
+    pub fn open(normal: &Path, early: &Path) -> Result<Writer, WriteError> {
+        let open = |p: &Path| {
+            Dir::open(p).map_err(|error| WriteError {
+                path: p.to_path_buf(),
+                error,
+            })
+        };
+        Ok(Writer {
+            normal: (normal.to_path_buf(), open(normal)?),
+            early: (early.to_path_buf(), open(early)?),
+            subdirs: HashMap::new(),
+        })
+    }
+
+    /// Writes one unit and its symlinks; returns notes (skipped links).
+    pub fn write(&mut self, unit: &Generated) -> Result<Vec<String>, WriteError> {
+        let (base, dir) = if unit.early {
+            (&self.early.0, &self.early.1)
+        } else {
+            (&self.normal.0, &self.normal.1)
+        };
+        let name = unit.name.as_str();
+        dir.write_file(name, unit.text.as_bytes())
+            .map_err(|error| WriteError {
+                path: base.join(name),
+                error,
+            })?;
+        let (links, notes) = install_links(&unit.name, &unit.install);
+        for (sub, link, target) in links {
+            let path = base.join(&sub).join(&link);
+            let fail = |error| WriteError {
+                path: path.clone(),
+                error,
+            };
+            if sub.is_empty() {
+                dir.symlink(&target, &link).map_err(fail)?;
+                continue;
+            }
+            let key = (unit.early, sub);
+            if !self.subdirs.contains_key(&key) {
+                let d = dir.subdir(&key.1).map_err(|error| WriteError {
+                    path: base.join(&key.1),
+                    error,
+                })?;
+                self.subdirs.insert(key.clone(), d);
+            }
+            self.subdirs[&key].symlink(&target, &link).map_err(fail)?;
+        }
+        Ok(notes)
+    }
 }
 
 /// Writes units and their symlinks: shebang units below `early`, the rest
@@ -106,63 +359,86 @@ pub fn write_units(
     units: &[Generated],
     normal: &Path,
     early: &Path,
-    threads: usize,
 ) -> (Vec<String>, Vec<WriteError>) {
-    let threads = threads.clamp(1, (units.len() / 64).max(1));
-    let chunk = units.len().div_ceil(threads).max(1);
-    let run = |units: &[Generated]| {
-        let mut made_dirs = HashSet::new();
-        let mut notes = Vec::new();
-        let mut errors = Vec::new();
-        for u in units {
-            let dir = if u.early { early } else { normal };
-            match write_unit(dir, u, &mut made_dirs) {
-                Ok(n) => notes.extend(n),
-                Err(e) => errors.push(e),
-            }
-        }
-        (notes, errors)
+    let mut writer = match Writer::open(normal, early) {
+        Ok(w) => w,
+        Err(e) => return (Vec::new(), vec![e]),
     };
-    if threads == 1 {
-        return run(units);
-    }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = units
-            .chunks(chunk)
-            .map(|c| s.spawn(move || run(c)))
-            .collect();
-        let mut all = (Vec::new(), Vec::new());
-        for h in handles {
-            let (n, e) = h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-            all.0.extend(n);
-            all.1.extend(e);
+    let mut notes = Vec::new();
+    let mut errors = Vec::new();
+    for u in units {
+        match writer.write(u) {
+            Ok(n) => notes.extend(n),
+            Err(e) => errors.push(e),
         }
-        all
-    })
+    }
+    (notes, errors)
 }
 
-/// Writes one unit and its symlinks below `dir`; `made_dirs` remembers the
-/// `.wants/` directories already created.
-pub fn write_unit(
-    dir: &Path,
-    unit: &Generated,
-    made_dirs: &mut HashSet<PathBuf>,
-) -> Result<Vec<String>, WriteError> {
-    let path = dir.join(unit.name.as_str());
-    atomic_write(&path, unit.text.as_bytes()).map_err(|error| WriteError { path, error })?;
-    let (links, notes) = install_links(&unit.name, &unit.install);
-    for (link, target) in links {
-        let link = dir.join(link);
-        if let Some(parent) = link.parent() {
-            if !made_dirs.contains(parent) {
-                fs::create_dir_all(parent).map_err(|error| WriteError {
-                    path: parent.to_path_buf(),
-                    error,
-                })?;
-                made_dirs.insert(parent.to_path_buf());
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(name: &str, wanted_by: &[&str]) -> Generated {
+        Generated {
+            name: UnitName::parse(name).unwrap(),
+            text: "[Service]\nExecStart=/bin/true\n".into(),
+            install: Install {
+                wanted_by: wanted_by.iter().map(|s| s.to_string()).collect(),
+                ..Install::default()
+            },
+            early: false,
+            source: PathBuf::from("/x.sparrow"),
+            line: 1,
         }
-        atomic_symlink(&target, &link).map_err(|error| WriteError { path: link, error })?;
     }
-    Ok(notes)
+
+    #[test]
+    fn planted_symlinks_are_replaced_or_refused_never_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let victim = d.path().join("victim");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join("keep"), "untouched").unwrap();
+        // A symlink where the unit goes, and one where its .wants/ goes.
+        std::os::unix::fs::symlink(victim.join("keep"), out.join("a.service")).unwrap();
+        std::os::unix::fs::symlink(&victim, out.join("multi-user.target.wants")).unwrap();
+        let (_, errors) = write_units(&[unit("a.service", &["multi-user.target"])], &out, &out);
+        assert_eq!(
+            std::fs::read_to_string(victim.join("keep")).unwrap(),
+            "untouched"
+        );
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
+        // The unit replaced the planted link; the .wants/ link was refused.
+        assert!(std::fs::symlink_metadata(out.join("a.service"))
+            .unwrap()
+            .is_file());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].error.to_string().contains("not followed"));
+    }
+
+    #[test]
+    fn long_names_and_existing_files_are_written() {
+        let d = tempfile::tempdir().unwrap();
+        let name = format!("{}.service", "x".repeat(255 - ".service".len()));
+        let u = unit(&name, &[]);
+        for _ in 0..2 {
+            let (_, errors) = write_units(std::slice::from_ref(&u), d.path(), d.path());
+            assert!(errors.is_empty(), "{errors:?}");
+        }
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec![name]);
+    }
+
+    #[test]
+    fn install_names_with_slashes_make_no_links() {
+        let u = unit("a.service", &["../../etc/evil.target"]);
+        let (links, notes) = install_links(&u.name, &u.install);
+        assert!(links.is_empty());
+        assert!(notes[0].contains("not a unit name"));
+    }
 }

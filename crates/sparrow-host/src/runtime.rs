@@ -15,7 +15,7 @@ use procfs::Current;
 use sparrow_lang::{Psi, PsiLine, RuntimeHost};
 
 /// What the daemon knows about a unit, shared with closures.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UnitSnapshot {
     /// `ActiveState`.
     pub active_state: String,
@@ -217,6 +217,13 @@ pub fn read_small_file(path: &str) -> Result<String, String> {
     let p = Path::new(path);
     if !p.is_absolute() {
         return Err(format!("{path}: not an absolute path"));
+    }
+    // Reading the kernel log's consuming interface would steal messages
+    // from journald (and it passes as a regular file).
+    if fs::canonicalize(p).is_ok_and(|c| c == Path::new("/proc/kmsg")) {
+        return Err(format!(
+            "{path}: the kernel log is not readable from closures"
+        ));
     }
     let mut f = fs::OpenOptions::new()
         .read(true)

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::rc::Rc;
 
-use rhai::{FnPtr, AST};
+use rhai::{FnPtr, ImmutableString, Shared, AST};
 
 /// A closure from a definition (`|| ..` under a runtime key or a dynamic
 /// property), with the AST that defines it, so that it can be called long
@@ -18,6 +18,30 @@ pub struct Closure {
     pub params: usize,
     /// Source name of that script, for diagnostics.
     pub source: String,
+    /// The modules the definition imported at its top level (`import "h"
+    /// as h;`), so that the closure can call `h::f()` when it is called on
+    /// its own, long after the definition ran.
+    pub imports: Vec<(ImmutableString, Shared<rhai::Module>)>,
+}
+
+impl Closure {
+    /// Where the closure's body starts, `file:line:col`, for messages about
+    /// what it returned.
+    pub fn place(&self) -> String {
+        let name = self.fn_ptr.fn_name();
+        match self.ast.iter_fn_def().find(|f| f.name == name) {
+            Some(def) => {
+                let pos = def.body.start_position();
+                format!(
+                    "{}:{}:{}",
+                    self.source,
+                    pos.line().unwrap_or(0),
+                    pos.position().unwrap_or(0)
+                )
+            }
+            None => self.source.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for Closure {

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use rhai::{ASTNode, EvalAltResult, Expr, Position, AST};
 
 /// How bad a diagnostic is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Severity {
     /// Something the user should know; nothing is wrong.
     Note,
@@ -32,7 +34,7 @@ impl fmt::Display for Severity {
 }
 
 /// A message about a definition, tied to a place in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     /// How bad it is.
     pub severity: Severity,
@@ -59,17 +61,14 @@ impl Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
-    /// `file:line:col: error: message; help` on one line, for logs.
+    /// `file:line:col: error: message; help` on one line, for logs
+    /// (`file: error: ..` when the place in the file is not known).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.severity,
-            self.message
-        )?;
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.col)?;
+        }
+        write!(f, ": {}: {}", self.severity, self.message)?;
         if let Some(help) = &self.help {
             write!(f, " ({help})")?;
         }

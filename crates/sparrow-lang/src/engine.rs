@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rhai::{
-    CallFnOptions, Dynamic, Engine, EvalAltResult, FnPtr, Map, Module, ModuleResolver,
+    CallFnOptions, Dynamic, Engine, EvalAltResult, Expr, FnPtr, Map, Module, ModuleResolver,
     NativeCallContext, Position, Scope, Shared, AST,
 };
 
@@ -139,6 +139,8 @@ struct State {
     main: Option<(String, Rc<AST>)>,
     /// Modules being evaluated (import cycle detection; no declarations there).
     loading: Vec<String>,
+    /// Source name of each module by the plain name it was imported as.
+    module_sources: HashMap<String, String>,
     closure_depth: u32,
     prints: Vec<String>,
     /// A daemon's loader (runtime functions are real).
@@ -232,6 +234,10 @@ impl Resolver {
         pos: Position,
     ) -> Result<String, Box<EvalAltResult>> {
         let (source, text) = self.lookup(name, pos)?;
+        self.state
+            .borrow_mut()
+            .module_sources
+            .insert(name.to_string(), source.clone());
         if self.state.borrow().modules.contains_key(&source) {
             return Ok(source);
         }
@@ -298,12 +304,32 @@ fn resolve_closure(state: &State, f: &FnPtr) -> Option<Closure> {
     let (source, ast) = owner_ast(state, f)?;
     let name = f.fn_name();
     let params = ast.iter_functions().find(|m| m.name == name)?.params.len();
+    let imports = top_level_imports(state, &ast);
     Some(Closure {
         fn_ptr: f.clone(),
         params: params.saturating_sub(f.curry().len()),
         ast,
         source,
+        imports,
     })
+}
+
+/// The modules `ast` imports at its top level, by alias, as loaded.
+fn top_level_imports(state: &State, ast: &AST) -> Vec<(rhai::ImmutableString, Shared<Module>)> {
+    ast.statements()
+        .iter()
+        .filter_map(|stmt| {
+            let rhai::Stmt::Import(x, _) = stmt else {
+                return None;
+            };
+            let (Expr::StringConstant(path, _), alias) = (&x.0, &x.1) else {
+                return None;
+            };
+            let source = state.module_sources.get(path.as_str())?;
+            let (_, module) = state.modules.get(source)?;
+            Some((alias.name.clone(), module.clone()))
+        })
+        .collect()
 }
 
 /// Calls a zero-argument closure at generation time.
@@ -635,8 +661,11 @@ impl Loader {
         {
             let deadline = deadline.clone();
             engine.on_progress(move |ops| {
-                // Reading the clock on every operation would dominate small scripts.
-                (ops % 4096 == 0 && Instant::now() > deadline.get())
+                // Every 16 operations: a clock read costs about as much as one
+                // operation, and an operation can be a native call over
+                // 100,000 elements (milliseconds), so checking rarely would
+                // let such loops overrun the limit many times over.
+                (ops % 16 == 0 && Instant::now() > deadline.get())
                     .then(|| Dynamic::from("wall-clock limit"))
             });
         }
@@ -805,7 +834,23 @@ impl Loader {
         self.deadline.set(Instant::now() + limit);
         // A closure runs "inside a closure": no declarations from it.
         self.state.borrow_mut().closure_depth += 1;
-        let result = c.fn_ptr.call::<Dynamic>(&self.engine, &c.ast, args);
+        // As FnPtr::call does, plus the definition's imports, which a bare
+        // call would not see (`h::f()` would be "no module h").
+        let mut global = self.engine.new_global_runtime_state();
+        global.lib.push(c.ast.shared_lib().clone());
+        for (alias, module) in &c.imports {
+            global.push_import(alias.clone(), module.clone());
+        }
+        let ctx: NativeCallContext = (
+            &self.engine,
+            c.fn_ptr.fn_name(),
+            None,
+            &global,
+            Position::NONE,
+        )
+            .into();
+        let mut args = args;
+        let result = c.fn_ptr.call_raw(&ctx, None, &mut args[..]);
         self.state.borrow_mut().closure_depth -= 1;
         result.map_err(|e| {
             let mut d = diag::from_rhai(&e, &c.source, &KeyIndex::default());

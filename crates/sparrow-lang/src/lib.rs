@@ -23,7 +23,8 @@ pub mod value;
 pub use closure::Closure;
 pub use diag::{Diagnostic, ScriptError, Severity};
 pub use engine::{
-    function_names, Loaded, Loader, ModuleSource, ModuleText, NoModules, SYSTEMD_PLUGINS,
+    function_names, Loaded, Loader, ModuleSource, ModuleText, NoModules, MAX_OPERATIONS,
+    SYSTEMD_PLUGINS, WALL_CLOCK,
 };
 pub use host::{Facts, FixedHost, Host, Psi, PsiLine, RuntimeHost};
 pub use lower::{Install, UnitDecl, UnitKind, HEADER};

@@ -106,7 +106,7 @@ impl fmt::Display for Prop {
 }
 
 /// A value a definition asked for, before it is resolved against the machine.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Desired {
     /// An absolute amount: bytes, a weight, a task count.
     Amount(u64),

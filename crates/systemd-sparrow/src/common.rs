@@ -1,12 +1,11 @@
 //! What every command needs: sources and a host.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use sparrow_generator::paths::{self, Mode};
-use sparrow_generator::scan::{self, Refused, Source};
-use sparrow_generator::{generate, Options, Report};
+use sparrow_generator::scan::{self, Owners, Refused, Source};
+use sparrow_generator::{generate_report, Isolation, Options, Report};
 use sparrow_host::RealHost;
+use sparrow_lang::Host;
+use std::path::PathBuf;
 
 /// The mode for a `--user` flag.
 pub fn mode(user: bool) -> Mode {
@@ -22,29 +21,44 @@ pub fn mode(user: bool) -> Mode {
 pub fn sources(paths: &[PathBuf], mode: Mode) -> (Vec<Source>, Vec<Refused>) {
     if paths.is_empty() {
         let env = |k: &str| std::env::var(k).ok();
-        let mut s = scan::definitions(&paths::search_path(mode, &env));
-        s.extend(scan::shebang_units(&paths::unit_root(mode, &env)));
-        (s, Vec::new())
+        let (mut s, mut r) = scan::definitions(&paths::search_path(mode, &env));
+        let (units, odd) = scan::shebang_units(&paths::unit_root(mode, &env));
+        s.extend(units);
+        r.extend(odd);
+        (s, r)
     } else {
         scan::from_paths(paths)
     }
 }
 
-/// Evaluates sources as the generator would (owner checks aside: the user
-/// named these files), with the facts override applied.
-pub fn evaluate(paths: &[PathBuf], mode: Mode) -> anyhow::Result<Report> {
+/// Evaluates sources as the generator would, in evaluator processes, with
+/// the facts override applied and the owner rule `owners`.
+pub fn evaluate(paths: &[PathBuf], mode: Mode, owners: Owners) -> anyhow::Result<Report> {
     let (sources, refused) = sources(paths, mode);
     let (host, facts_error) = RealHost::from_env();
     if let Some(e) = facts_error {
         anyhow::bail!("facts override: {e}");
     }
     let opts = Options {
-        check_owner: false,
-        threads: Options::default_threads(),
+        owners,
+        workers: Options::default_workers(),
+        isolation: Isolation::this_binary(),
     };
-    let mut report = generate(&sources, Arc::new(host), &opts);
+    let mut report = generate_report(&sources, host.facts(), &opts);
     report.refused.extend(refused);
     Ok(report)
+}
+
+/// The owner rule of the generator that would read these files: the system
+/// generator runs as root and refuses files others could write; `check`
+/// run by a user reports them as warnings (it cannot chown); a user
+/// generator has no rule.
+pub fn owners(mode: Mode, strict: bool) -> Owners {
+    match mode {
+        Mode::User => Owners::Any,
+        Mode::System if strict || scan::is_root() => Owners::Root,
+        Mode::System => Owners::Warn,
+    }
 }
 
 /// Prints refusals and skipped sources in one line each, to stderr.

@@ -17,6 +17,13 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Re-executed as an evaluator process (see sparrow_isolate): serve, nothing else.
+    if let Some(role) = sparrow_isolate::role(&argv) {
+        return ExitCode::from(match role.as_str() {
+            sparrow_daemon::worker::ROLE => sparrow_daemon::worker::serve(),
+            _ => sparrow_generator::entry::serve_role(&argv).unwrap_or(2),
+        });
+    }
     let name = argv
         .first()
         .map(Path::new)

@@ -2,10 +2,13 @@
 //!
 //! Installed in `/usr/lib/systemd/system-generators/` (or, as
 //! `systemd-sparrow-user-generator`, in `user-generators/`). See
-//! `sparrow_generator::entry` for the contract.
+//! `sparrow_generator::entry` for the contract. Re-executed as
+//! `sparrow-evaluator`, it is its own evaluator process.
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(sparrow_generator::entry::main(
-        std::env::args_os().collect(),
-    ))
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = sparrow_generator::entry::serve_role(&argv) {
+        return std::process::ExitCode::from(code);
+    }
+    std::process::ExitCode::from(sparrow_generator::entry::main(argv))
 }

@@ -10,7 +10,8 @@ use sparrow_lang::Severity;
 use crate::{common, pretty};
 
 pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> anyhow::Result<u8> {
-    let report = common::evaluate(paths, common::mode(user))?;
+    let mode = common::mode(user);
+    let report = common::evaluate(paths, mode, common::owners(mode, false))?;
     for d in &report.diagnostics {
         eprint!("{}", pretty::render(d));
     }
@@ -60,7 +61,7 @@ fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow
             (dir.clone(), files.collect())
         }
     };
-    let (_, errors) = write::write_units(&report.units, &dir, &dir, 1);
+    let (_, errors) = write::write_units(&report.units, &dir, &dir);
     if let Some(e) = errors.first() {
         anyhow::bail!("writing {}: {}", e.path.display(), e.error);
     }

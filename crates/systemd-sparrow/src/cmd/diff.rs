@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sparrow_generator::{paths, write};
+use sparrow_generator::{paths, scan, write};
 use sparrow_lang::HEADER;
 
 use crate::{common, udiff};
@@ -34,7 +34,8 @@ pub fn run(
         s.push(".early");
         PathBuf::from(s)
     });
-    let report = common::evaluate(paths, mode)?;
+    // What a daemon-reload would do: the generator's own owner rule.
+    let report = common::evaluate(paths, mode, common::owners(mode, true))?;
     for d in report.diagnostics.iter().filter(|d| d.is_error()) {
         eprintln!("{d}");
     }
@@ -44,8 +45,9 @@ pub fn run(
     for g in &report.units {
         let base = if g.early { &early } else { &normal };
         new.files.insert(base.join(g.name.as_str()), g.text.clone());
-        for (link, target) in write::install_links(&g.name, &g.install).0 {
-            new.links.insert(base.join(link), target);
+        for (sub, link, target) in write::install_links(&g.name, &g.install).0 {
+            new.links
+                .insert(base.join(sub).join(link), PathBuf::from(target));
         }
     }
     let mut old = Tree::default();
@@ -138,9 +140,9 @@ fn read_tree(dir: &Path, tree: &mut Tree) {
                     tree.links.insert(p2, t);
                 }
             }
-        } else if let Ok(text) = fs::read_to_string(&p) {
-            if text.lines().next() == Some(&format!("# {HEADER}")) {
-                tree.files.insert(p, text);
+        } else if let Ok(t) = scan::read_source(&p, scan::Owners::Any) {
+            if t.text.lines().next() == Some(&format!("# {HEADER}")) {
+                tree.files.insert(p, t.text);
             }
         }
     }

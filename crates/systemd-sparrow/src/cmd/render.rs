@@ -4,12 +4,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use sparrow_generator::scan::Owners;
 use sparrow_generator::write;
 
 use crate::common;
 
 pub fn run(paths: &[PathBuf], output: Option<&Path>, user: bool) -> anyhow::Result<u8> {
-    let report = common::evaluate(paths, common::mode(user))?;
+    // Rendering runs nothing as root on its own: no owner rule.
+    let report = common::evaluate(paths, common::mode(user), Owners::Any)?;
     for d in report.diagnostics.iter().filter(|d| d.is_error()) {
         eprintln!("{d}");
     }
@@ -20,12 +22,7 @@ pub fn run(paths: &[PathBuf], output: Option<&Path>, user: bool) -> anyhow::Resu
     match output {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let (notes, errors) = write::write_units(
-                &report.units,
-                dir,
-                dir,
-                sparrow_generator::Options::default_threads(),
-            );
+            let (notes, errors) = write::write_units(&report.units, dir, dir);
             for n in notes {
                 eprintln!("warning: {n}");
             }

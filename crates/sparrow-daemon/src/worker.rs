@@ -1,0 +1,264 @@
+//! The daemon's evaluator process: the child side of the pool in `eval`.
+//!
+//! Started as `sparrow-evaluator runtime` (the daemon's binary,
+//! re-executed), it loads the definitions it is sent and evaluates units'
+//! closures on request. Every reply is one line; a load answers once per
+//! source, so when this process dies the daemon knows which definition or
+//! which unit did it, reports it, and starts a fresh process without it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rhai::Map;
+use serde::{Deserialize, Serialize};
+use sparrow_generator::scan::Owners;
+use sparrow_generator::{load_text, LibCache};
+use sparrow_host::runtime::{RealRuntime, UnitSnapshot, Units};
+use sparrow_host::RealHost;
+use sparrow_isolate::Channel;
+use sparrow_lang::schema::{self, RtValue};
+use sparrow_lang::{keys, value, Closure, Facts, Loader};
+use sparrow_policy::{Desired, Prop};
+
+use crate::eval::{desired, SourceText};
+use crate::spec::{spec_of, Spec};
+
+/// The role name the daemon's binary serves with [`serve`].
+pub const ROLE: &str = "runtime";
+
+/// Lines a closure may `log()` per evaluation, and characters per line.
+const MAX_LOGS: usize = 20;
+const MAX_LOG_LEN: usize = 1000;
+
+/// What the daemon sends.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// Sent once, first.
+    Init {
+        /// The host's facts, gathered once by the daemon.
+        facts: Facts,
+        /// Who may own `lib/` modules.
+        owners: Owners,
+    },
+    /// Load these definitions (replacing what was loaded); answered with
+    /// one [`SourceLoaded`] per source, in order.
+    Load(Vec<SourceText>),
+    /// What the daemon knows of units now (for `service_state()` and
+    /// `service_memory()`); not answered.
+    Units(HashMap<String, UnitSnapshot>),
+    /// Evaluate one unit's closures within `limit_ms`; answered with an
+    /// [`Evaluated`].
+    Eval {
+        /// The unit.
+        unit: String,
+        /// Wall-clock limit for all its closures together.
+        limit_ms: u64,
+    },
+}
+
+/// What one source gave the daemon.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct SourceLoaded {
+    /// Units to manage.
+    pub specs: Vec<Spec>,
+    /// Problems (one line each).
+    pub problems: Vec<String>,
+}
+
+/// The answer to an evaluation.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Evaluated {
+    /// Desired values, or the error (file:line:col: message).
+    pub result: Result<Vec<(Prop, Desired)>, String>,
+    /// The error was a limit being hit.
+    pub timed_out: bool,
+    /// `log()` lines: (unit, message).
+    pub logs: Vec<(String, String)>,
+}
+
+/// One unit's closures.
+#[derive(Default)]
+struct UnitClosures {
+    resources: Option<Closure>,
+    dynamic: Vec<(Prop, Closure)>,
+}
+
+/// Serves requests on stdin until it closes.
+pub fn serve() -> u8 {
+    let Ok(mut chan) = Channel::take() else {
+        return 2;
+    };
+    let units: Units = Arc::default();
+    let logs: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let sink = logs.clone();
+    let runtime = Arc::new(RealRuntime::new(
+        units.clone(),
+        Arc::new(move |unit: &str, msg: &str| {
+            let mut l = sink.lock().unwrap_or_else(|p| p.into_inner());
+            if l.len() < MAX_LOGS {
+                let msg: String = msg.chars().take(MAX_LOG_LEN).collect();
+                l.push((unit.to_string(), msg));
+            }
+        }),
+    ));
+    let mut state: Option<(Loader, Owners)> = None;
+    let mut closures: HashMap<String, UnitClosures> = HashMap::new();
+    loop {
+        let req: Request = match chan.recv() {
+            Ok(Some(r)) => r,
+            Ok(None) => return 0,
+            Err(e) => {
+                eprintln!("sparrow-evaluator: {e}");
+                return 2;
+            }
+        };
+        let sent = match req {
+            Request::Init { facts, owners } => {
+                let host = Rc::new(RealHost::from_facts(facts));
+                state = Some((Loader::with_runtime(host, runtime.clone()), owners));
+                Ok(())
+            }
+            Request::Units(map) => {
+                if let Ok(mut u) = units.write() {
+                    *u = map;
+                }
+                Ok(())
+            }
+            Request::Load(sources) => {
+                let Some((loader, owners)) = &state else {
+                    return 2;
+                };
+                closures.clear();
+                let mut libs = LibCache::default();
+                sources.iter().try_for_each(|s| {
+                    let done = load_one(loader, &mut libs, s, *owners, &mut closures);
+                    chan.send(&done)
+                })
+            }
+            Request::Eval { unit, limit_ms } => {
+                let Some((loader, _)) = &state else {
+                    return 2;
+                };
+                let result = match closures.get(&unit) {
+                    Some(c) => evaluate(loader, c, &unit, Duration::from_millis(limit_ms)),
+                    None => Err((
+                        format!("{unit} is not managed by the loaded definitions"),
+                        false,
+                    )),
+                };
+                let (result, timed_out) = match result {
+                    Ok(v) => (Ok(v), false),
+                    Err((e, t)) => (Err(e), t),
+                };
+                let logs = std::mem::take(&mut *logs.lock().unwrap_or_else(|p| p.into_inner()));
+                chan.send(&Evaluated {
+                    result,
+                    timed_out,
+                    logs,
+                })
+            }
+        };
+        if sent.is_err() {
+            return 2;
+        }
+    }
+}
+
+fn load_one(
+    loader: &Loader,
+    libs: &mut LibCache,
+    s: &SourceText,
+    owners: Owners,
+    closures: &mut HashMap<String, UnitClosures>,
+) -> SourceLoaded {
+    let mut out = SourceLoaded::default();
+    let loaded = match load_text(loader, libs, &s.source, &s.text, owners) {
+        Ok(l) => l,
+        Err(r) => {
+            out.problems
+                .push(format!("{}: {}", r.path.display(), r.reason));
+            return out;
+        }
+    };
+    if loaded.has_errors() {
+        for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
+            out.problems.push(d.to_string());
+        }
+        return out;
+    }
+    for decl in &loaded.units {
+        let Some(spec) = spec_of(decl) else { continue };
+        let resources = ["monitor", "hooks"].iter().find_map(|k| {
+            match decl.runtime.get(*k).and_then(|m| m.get("resources")) {
+                Some(RtValue::Closure(c)) => Some(c.clone()),
+                _ => None,
+            }
+        });
+        let dynamic = decl
+            .dynamic
+            .iter()
+            .filter_map(|(k, c)| Prop::from_key(k).map(|p| (p, c.clone())))
+            .collect();
+        closures.insert(spec.unit.clone(), UnitClosures { resources, dynamic });
+        out.specs.push(spec);
+    }
+    out
+}
+
+/// Calls a unit's closures, all of them within `limit` together.
+fn evaluate(
+    loader: &Loader,
+    c: &UnitClosures,
+    unit: &str,
+    limit: Duration,
+) -> Result<Vec<(Prop, Desired)>, (String, bool)> {
+    let deadline = Instant::now() + limit;
+    let call = |closure: &Closure| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        loader.call(closure, vec![], unit, left).map_err(|d| {
+            let timed_out =
+                d.message.contains("ran longer than its limit") || d.message.contains("exceeded");
+            (d.to_string(), timed_out)
+        })
+    };
+    let mut out = BTreeMap::new();
+    for (prop, closure) in &c.dynamic {
+        let v = call(closure)?;
+        let d =
+            desired(*prop, &v).map_err(|e| (format!("{}: {prop}: {e}", closure.place()), false))?;
+        out.insert(*prop, d);
+    }
+    if let Some(closure) = &c.resources {
+        let v = call(closure)?;
+        let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
+            return Err((
+                format!(
+                    "{}: the resources closure returned {}, not a map of resource keys",
+                    closure.place(),
+                    value::type_name(&v)
+                ),
+                false,
+            ));
+        };
+        for (k, v) in &map {
+            let prop = keys::lookup(k)
+                .filter(|spec| schema::is_resource(spec))
+                .and_then(|spec| Prop::from_key(spec.name))
+                .ok_or_else(|| {
+                    (
+                        format!(
+                            "{}: the resources closure returned {k:?}, which is not a resource key",
+                            closure.place()
+                        ),
+                        false,
+                    )
+                })?;
+            let d = desired(prop, v)
+                .map_err(|e| (format!("{}: {prop}: {e}", closure.place()), false))?;
+            out.insert(prop, d);
+        }
+    }
+    Ok(out.into_iter().collect())
+}
