@@ -335,6 +335,34 @@ const PSEUDO_FS: &[(i64, &str)] = &[
 /// system. The open never blocks (`O_NONBLOCK`, so a FIFO swapped in after
 /// a check cannot hang us), and the checks are made on the open file.
 pub fn open_regular(path: &Path) -> Result<File, ReadError> {
+    open_checked(path).map(|(f, _)| f)
+}
+
+/// Whether the file system of device `dev` is a kernel pseudo file system,
+/// asked once per device (`fstatfs` on every file was a measurable cost).
+fn pseudo_fs(dev: u64, file: &File) -> Option<&'static str> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    thread_local! {
+        static SEEN: RefCell<HashMap<u64, Option<&'static str>>> = RefCell::default();
+    }
+    if let Some(hit) = SEEN.with(|s| s.borrow().get(&dev).copied()) {
+        return hit;
+    }
+    // SAFETY: fstatfs fills a plain struct for an fd we own.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    let found = if unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } == 0 {
+        let magic = fs.f_type as i64;
+        PSEUDO_FS.iter().find(|(m, _)| *m == magic).map(|(_, n)| *n)
+    } else {
+        None
+    };
+    SEEN.with(|s| s.borrow_mut().insert(dev, found));
+    found
+}
+
+/// [`open_regular`], also returning the open file's metadata.
+fn open_checked(path: &Path) -> Result<(File, fs::Metadata), ReadError> {
     let fail = |e: std::io::Error| ReadError {
         not_found: e.kind() == std::io::ErrorKind::NotFound,
         reason: format!("cannot read: {e}"),
@@ -362,17 +390,12 @@ pub fn open_regular(path: &Path) -> Result<File, ReadError> {
             "changed into something that is not a regular file while being opened; skipped".into(),
         ));
     }
-    // SAFETY: fstatfs fills a plain struct for an fd we own.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } == 0 {
-        let magic = fs.f_type as i64;
-        if let Some((_, name)) = PSEUDO_FS.iter().find(|(m, _)| *m == magic) {
-            return Err(refuse(format!(
-                "is a kernel interface file on {name}, not a definition; skipped"
-            )));
-        }
+    if let Some(name) = pseudo_fs(meta.dev(), &file) {
+        return Err(refuse(format!(
+            "is a kernel interface file on {name}, not a definition; skipped"
+        )));
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// A source's text, and a warning when the owner rule was broken but the
@@ -393,8 +416,7 @@ pub fn read_source(path: &Path, owners: Owners) -> Result<SourceText, ReadError>
         not_found: e.kind() == std::io::ErrorKind::NotFound,
         reason: format!("cannot read: {e}"),
     };
-    let file = open_regular(path)?;
-    let meta = file.metadata().map_err(fail)?;
+    let (mut file, meta) = open_checked(path)?;
     let mut warning = None;
     if owners != Owners::Any {
         if let Err(reason) = owner_problem(&meta, path) {
@@ -419,11 +441,23 @@ pub fn read_source(path: &Path, owners: Owners) -> Result<SourceText, ReadError>
             ),
         });
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    // The size may grow after the check: read at most one byte past the limit.
-    file.take(MAX_SOURCE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(fail)?;
+    // One read of the size fstat gave, plus a byte: a short read is the end
+    // (a regular file); if it grew meanwhile, read on, up to the limit.
+    let want = meta.len() as usize + 1;
+    let mut bytes = vec![0u8; want];
+    let n = loop {
+        match file.read(&mut bytes) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(fail(e)),
+        }
+    };
+    bytes.truncate(n);
+    if n == want {
+        file.take(MAX_SOURCE + 1 - n as u64)
+            .read_to_end(&mut bytes)
+            .map_err(fail)?;
+    }
     if bytes.len() as u64 > MAX_SOURCE {
         return Err(ReadError {
             not_found: false,

@@ -8,7 +8,7 @@
 //! soon as they can be, and the number of results waiting for an earlier
 //! one is bounded, so memory does not grow with the number of sources.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -22,8 +22,11 @@ use crate::worker::{Request, ROLE};
 
 /// Sources sent to a process at once.
 const BATCH: usize = 16;
+/// Sources a feeder keeps queued in its process's pipe, so the process
+/// never waits for the feeder (which reads replies only every [`PACE`]).
+const QUEUED: usize = 4 * BATCH;
 /// How many sources may be handed out beyond the last one committed.
-const AHEAD: usize = 8 * BATCH;
+const AHEAD: usize = 16 * BATCH;
 
 /// How long one source may take before its process is killed: the
 /// language's own wall-clock limit stops scripts with a proper diagnostic;
@@ -107,64 +110,127 @@ pub(crate) fn run(
     });
 }
 
-/// One feeding thread: owns one process at a time and keeps it busy.
+/// How long a feeder lets replies gather before reading them: one wake-up
+/// for many replies instead of one each (on one CPU each wake-up is a
+/// context switch away from the evaluator).
+const PACE: Duration = Duration::from_millis(1);
+
+/// One feeding thread: owns one process at a time and keeps it busy, with
+/// the next batch already queued in its pipe while it works on one.
 fn feed(sh: &Shared) {
     let mut worker: Option<Worker> = None;
+    // Sources sent to the current process and not answered yet, in order.
+    let mut pending: VecDeque<usize> = VecDeque::new();
     loop {
-        let (start, end) = {
-            let mut q = sh.queue.lock().unwrap_or_else(|p| p.into_inner());
-            loop {
-                if q.abandoned || q.next >= sh.sources.len() {
-                    return;
-                }
-                if q.next < q.committed + AHEAD {
-                    break;
-                }
-                q = sh.changed.wait(q).unwrap_or_else(|p| p.into_inner());
+        while pending.len() < QUEUED {
+            let Some(range) = take_batch(sh, pending.is_empty()) else {
+                break;
+            };
+            let fresh: Vec<usize> = range.collect();
+            if let Err(f) = send(sh, &mut worker, &fresh) {
+                pending.extend(fresh);
+                fail_first(sh, &mut worker, &mut pending, &f);
+                continue;
             }
-            let start = q.next;
-            q.next = (start + BATCH).min(sh.sources.len());
-            (start, q.next)
-        };
-        let mut i = start;
-        let mut sent = false;
-        while i < end {
-            let result = step(sh, &mut worker, &mut sent, &sh.sources[i..end]);
-            let outcome = result.unwrap_or_else(|f| {
-                worker = None;
-                sent = false;
-                crashed(&sh.sources[i], &f)
-            });
-            {
-                let mut q = sh.queue.lock().unwrap_or_else(|p| p.into_inner());
-                q.ready.insert(i, outcome);
+            pending.extend(fresh);
+        }
+        if pending.is_empty() {
+            return;
+        }
+        let w = worker
+            .as_mut()
+            .expect("a process holds the pending sources");
+        let mut done = Vec::new();
+        match w.recv::<Outcome>(HARD_LIMIT) {
+            Ok(o) => {
+                done.push((pending.pop_front().expect("pending"), o));
+                // Whatever else has arrived, in one go.
+                let mut failed = None;
+                while !pending.is_empty() {
+                    match w.try_recv::<Outcome>() {
+                        Ok(Some(o)) => done.push((pending.pop_front().expect("pending"), o)),
+                        Ok(None) => break,
+                        Err(f) => {
+                            failed = Some(f);
+                            break;
+                        }
+                    }
+                }
+                publish(sh, done);
+                if let Some(f) = failed {
+                    fail_first(sh, &mut worker, &mut pending, &f);
+                } else if !pending.is_empty() {
+                    std::thread::sleep(PACE);
+                }
             }
-            sh.changed.notify_all();
-            i += 1;
+            Err(f) => fail_first(sh, &mut worker, &mut pending, &f),
         }
     }
 }
 
-/// The outcome of `rest[0]`, starting a process and sending `rest` first
-/// when needed.
-fn step(
-    sh: &Shared,
-    worker: &mut Option<Worker>,
-    sent: &mut bool,
-    rest: &[Source],
-) -> Result<Outcome, Failure> {
+/// The next batch of sources, waiting for room when `block` (and the
+/// feeder has nothing else to do); `None` when there is no more work.
+fn take_batch(sh: &Shared, block: bool) -> Option<std::ops::Range<usize>> {
+    let mut q = sh.queue.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        if q.abandoned || q.next >= sh.sources.len() {
+            return None;
+        }
+        if q.next < q.committed + AHEAD {
+            break;
+        }
+        if !block {
+            return None;
+        }
+        q = sh.changed.wait(q).unwrap_or_else(|p| p.into_inner());
+    }
+    let start = q.next;
+    q.next = (start + BATCH).min(sh.sources.len());
+    Some(start..q.next)
+}
+
+/// Sends sources to the current process, starting one if there is none.
+fn send(sh: &Shared, worker: &mut Option<Worker>, sources: &[usize]) -> Result<(), Failure> {
     const SEND: Duration = Duration::from_secs(10);
     if worker.is_none() {
         let mut w = Worker::spawn(sh.exe, ROLE, Limits::default())?;
         w.send(sh.init, SEND)?;
         *worker = Some(w);
     }
+    let batch: Vec<Source> = sources.iter().map(|i| sh.sources[*i].clone()).collect();
     let w = worker.as_mut().expect("started above");
-    if !*sent {
-        w.send(&Request::Batch(rest.to_vec()), SEND)?;
-        *sent = true;
+    w.send(&Request::Batch(batch), SEND)
+        .inspect_err(|_| *worker = None)
+}
+
+/// The process failed while the first pending source was running: that
+/// source fails with the reason; a fresh process gets the rest.
+fn fail_first(
+    sh: &Shared,
+    worker: &mut Option<Worker>,
+    pending: &mut VecDeque<usize>,
+    f: &Failure,
+) {
+    *worker = None;
+    let Some(culprit) = pending.pop_front() else {
+        return;
+    };
+    publish(sh, vec![(culprit, crashed(&sh.sources[culprit], f))]);
+    let rest: Vec<usize> = pending.iter().copied().collect();
+    if !rest.is_empty() {
+        if let Err(f) = send(sh, worker, &rest) {
+            fail_first(sh, worker, pending, &f);
+        }
     }
-    w.recv(HARD_LIMIT)
+}
+
+/// Hands results to the committing thread.
+fn publish(sh: &Shared, done: Vec<(usize, Outcome)>) {
+    {
+        let mut q = sh.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.ready.extend(done);
+    }
+    sh.changed.notify_all();
 }
 
 /// A source whose evaluation took its process down (or had to be stopped).

@@ -115,9 +115,10 @@ pub struct Worker {
     stdin: ChildStdin,
     stdout: ChildStdout,
     stderr: Option<ChildStderr>,
-    /// Bytes read from stdout and not yet returned.
+    /// Bytes read from stdout; those before `start` were returned already.
     buf: Vec<u8>,
-    /// How much of `buf` is known to hold no newline.
+    start: usize,
+    /// Up to where `buf` is known to hold no newline.
     scanned: usize,
     /// The first bytes of stderr (Rust's abort messages come first).
     err_head: Vec<u8>,
@@ -202,6 +203,7 @@ impl Worker {
             stdout,
             stderr: Some(stderr),
             buf: Vec::new(),
+            start: 0,
             scanned: 0,
             err_head: Vec::new(),
             err_tail: Vec::new(),
@@ -245,24 +247,55 @@ impl Worker {
     pub fn recv<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<T, Failure> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(i) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
-                let end = self.scanned + i;
-                let parsed = serde_json::from_slice(&self.buf[..end]);
-                self.buf.drain(..=end);
-                self.scanned = 0;
-                return parsed.map_err(|e| self.fail_protocol(e.to_string()));
+            if let Some(reply) = self.take_line() {
+                return reply;
             }
-            self.scanned = self.buf.len();
-            if self.buf.len() > MAX_MESSAGE {
-                return Err(self.fail_protocol("a reply over the size limit".into()));
+            if self.fill()? == 0 {
+                self.wait_io(deadline, 0, timeout)?;
             }
-            let mut chunk = [0u8; 65536];
+        }
+    }
+
+    /// A reply that has already arrived, without waiting for one.
+    pub fn try_recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, Failure> {
+        if let Some(reply) = self.take_line() {
+            return reply.map(Some);
+        }
+        self.fill()?;
+        self.take_line().transpose()
+    }
+
+    /// The next complete line in the buffer, parsed.
+    fn take_line<T: DeserializeOwned>(&mut self) -> Option<Result<T, Failure>> {
+        let Some(i) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') else {
+            // Drop consumed lines only now, in one move, not one per line.
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+            return None;
+        };
+        let end = self.scanned + i;
+        let parsed = serde_json::from_slice(&self.buf[self.start..end]);
+        self.start = end + 1;
+        self.scanned = self.start;
+        Some(parsed.map_err(|e| self.fail_protocol(e.to_string())))
+    }
+
+    /// Reads what stdout has now (0 bytes when nothing is there yet).
+    fn fill(&mut self) -> Result<usize, Failure> {
+        self.scanned = self.buf.len();
+        if self.buf.len() - self.start > MAX_MESSAGE {
+            return Err(self.fail_protocol("a reply over the size limit".into()));
+        }
+        let mut chunk = [0u8; 65536];
+        loop {
             match self.stdout.read(&mut chunk) {
                 Ok(0) => return Err(self.death()),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.wait_io(deadline, 0, timeout)?;
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(self.fail_protocol(e.to_string())),
             }
@@ -419,6 +452,23 @@ mod tests {
         let one: Vec<u32> = w.recv(Duration::from_secs(5)).unwrap();
         let two: String = w.recv(Duration::from_secs(5)).unwrap();
         assert_eq!((one, two.as_str()), (vec![1], "two"));
+    }
+
+    #[test]
+    fn try_recv_returns_what_has_arrived_without_waiting() {
+        let mut w = sh("echo 1; echo 2; read x");
+        let first: u32 = w.recv(Duration::from_secs(5)).unwrap();
+        // The second line came in the same write or comes right after.
+        let mut second = None;
+        for _ in 0..500 {
+            second = w.try_recv::<u32>().unwrap();
+            if second.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!((first, second), (1, Some(2)));
+        assert_eq!(w.try_recv::<u32>().unwrap(), None);
     }
 
     #[test]

@@ -239,18 +239,66 @@ pub fn normalize(raw: &str) -> String {
     raw.replace('-', "_")
 }
 
+/// FNV-1a: key names are short and trusted, so a simple hash beats
+/// SipHash here (lookups run for every key of every declaration).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Index = std::collections::HashMap<String, usize, std::hash::BuildHasherDefault<Fnv>>;
+
+/// Every name and alias, snake and kebab case, to its position in [`KEYS`].
+fn index() -> &'static Index {
+    static INDEX: std::sync::OnceLock<Index> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut m = Index::default();
+        for (i, k) in KEYS.iter().enumerate() {
+            for name in std::iter::once(k.name).chain(k.aliases.iter().copied()) {
+                m.entry(name.to_string()).or_insert(i);
+                m.entry(name.replace('_', "-")).or_insert(i);
+            }
+        }
+        m
+    })
+}
+
 /// The key spelled `raw` (any alias, snake or kebab case).
 pub fn lookup(raw: &str) -> Option<&'static KeySpec> {
-    let norm = normalize(raw);
-    KEYS.iter()
-        .find(|k| k.name == norm || k.aliases.contains(&norm.as_str()))
+    match index().get(raw) {
+        Some(i) => Some(&KEYS[*i]),
+        // Mixed spellings (`after-service_x`) normalise first.
+        None if raw.contains('-') => index().get(&normalize(raw)).map(|i| &KEYS[*i]),
+        None => None,
+    }
 }
 
 /// Position of a key in the table, which is the order directives are written.
 pub fn order(spec: &KeySpec) -> usize {
-    KEYS.iter()
-        .position(|k| std::ptr::eq(k, spec))
-        .unwrap_or(usize::MAX)
+    // Every &KeySpec the crate hands out points into KEYS.
+    let base = KEYS.as_ptr() as usize;
+    let at = spec as *const KeySpec as usize;
+    let size = std::mem::size_of::<KeySpec>();
+    if at >= base && at < base + std::mem::size_of_val(KEYS) {
+        (at - base) / size
+    } else {
+        usize::MAX
+    }
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a typo.

@@ -300,7 +300,7 @@ fn static_values(spec: &KeySpec, v: &Dynamic) -> Result<Vec<Value>, Issue> {
             None => one(path(v, true, false)?),
         },
         Kind::Env => {
-            let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
+            let Some(map) = v.read_lock::<Map>() else {
                 return Err(Issue::new(format!(
                     "expected a map of variables, found {}",
                     value::type_name(v)
@@ -321,7 +321,7 @@ fn static_values(spec: &KeySpec, v: &Dynamic) -> Result<Vec<Value>, Issue> {
 type Directives = Vec<(String, Vec<Value>)>;
 
 fn raw_section(v: &Dynamic) -> Result<Directives, (Option<String>, Issue)> {
-    let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
+    let Some(map) = v.read_lock::<Map>() else {
         return Err((
             None,
             Issue::new(format!(
@@ -332,7 +332,7 @@ fn raw_section(v: &Dynamic) -> Result<Directives, (Option<String>, Issue)> {
         ));
     };
     let mut out = Vec::new();
-    for (k, val) in &map {
+    for (k, val) in map.iter() {
         let one = |x: &Dynamic| -> Result<Value, Issue> {
             if let Ok(b) = x.as_bool() {
                 return Ok(Value::Verbatim(if b { "yes" } else { "no" }.into()));

@@ -14,8 +14,6 @@
 //! - every value: no newline, no control character, no trailing backslash
 //!   (which would continue the line).
 
-use std::fmt::Write as _;
-
 use crate::ValueError;
 
 /// One word of a command line (argv).
@@ -117,9 +115,26 @@ impl UnitFile {
 
     /// The unit file's text. Deterministic: the same pushes give the same bytes.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        // push_str rather than write!: this runs for every unit generated,
+        // and formatting machinery was a measurable part of that.
+        let size = self.comments.iter().map(|c| c.len() + 3).sum::<usize>()
+            + self
+                .sections
+                .iter()
+                .map(|s| {
+                    s.name.len()
+                        + 4
+                        + s.entries
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len() + 2)
+                            .sum::<usize>()
+                })
+                .sum::<usize>();
+        let mut out = String::with_capacity(size);
         for c in &self.comments {
-            let _ = writeln!(out, "# {c}");
+            out.push_str("# ");
+            out.push_str(c);
+            out.push('\n');
         }
         for (i, s) in self
             .sections
@@ -130,9 +145,14 @@ impl UnitFile {
             if i > 0 || !self.comments.is_empty() {
                 out.push('\n');
             }
-            let _ = writeln!(out, "[{}]", s.name);
+            out.push('[');
+            out.push_str(&s.name);
+            out.push_str("]\n");
             for (k, v) in &s.entries {
-                let _ = writeln!(out, "{k}={v}");
+                out.push_str(k);
+                out.push('=');
+                out.push_str(v);
+                out.push('\n');
             }
         }
         out
@@ -190,6 +210,10 @@ fn check_section_name(name: &str) -> Result<(), ValueError> {
 
 /// No newline, no control character: one value stays on one line.
 fn check_chars(s: &str) -> Result<(), ValueError> {
+    // Most values are printable ASCII: check bytes, decode only otherwise.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     for c in s.chars() {
         if c == '\n' || c == '\r' {
             return Err(ValueError::Newline);
@@ -221,7 +245,12 @@ fn render_value(value: &Value) -> Result<String, ValueError> {
     match value {
         Value::Text(s) => {
             check_line(s)?;
-            Ok(s.trim_matches(' ').replace('%', "%%"))
+            let t = s.trim_matches(' ');
+            Ok(if t.contains('%') {
+                t.replace('%', "%%")
+            } else {
+                t.to_string()
+            })
         }
         Value::Verbatim(s) => {
             check_line(s)?;
@@ -264,6 +293,15 @@ fn render_word(word: &Word, out: &mut String) -> Result<(), ValueError> {
         Word::Raw(s) => (s.as_str(), false),
     };
     check_chars(text)?;
+    // The common word (a path, a flag) needs neither escaping nor quotes.
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii() && bare_safe(b as char) && b != b'%' && b != b'$')
+    {
+        out.push_str(text);
+        return Ok(());
+    }
     let mut esc = String::with_capacity(text.len() + 2);
     for c in text.chars() {
         match c {
@@ -293,7 +331,7 @@ fn render_argv(words: &[Word]) -> Result<String, ValueError> {
     if program.text().starts_with(['@', '-', ':', '+', '!']) {
         return Err(ValueError::ProgramPrefix(program.text().to_string()));
     }
-    let mut out = String::new();
+    let mut out = String::with_capacity(words.iter().map(|w| w.text().len() + 3).sum());
     for (i, w) in words.iter().enumerate() {
         if i > 0 {
             out.push(' ');
