@@ -258,3 +258,93 @@ fn crashed(src: &Source, f: &Failure) -> Outcome {
         help: Some(help),
     }])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::SourceKind;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// An "evaluator" that answers the first source of each batch it gets,
+    /// then does `then` (hang, crash) on the next.
+    fn fake(dir: &Path, then: &str) -> std::path::PathBuf {
+        let exe = dir.join("fake-evaluator");
+        std::fs::write(
+            &exe,
+            format!("#!/bin/sh\nread init\nread batch\necho '{{\"Units\":[[],[]]}}'\n{then}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        exe
+    }
+
+    fn sources(n: usize) -> Vec<Source> {
+        (0..n)
+            .map(|i| Source {
+                path: format!("/defs/{i}.sparrow").into(),
+                kind: SourceKind::Definition,
+            })
+            .collect()
+    }
+
+    fn outcomes(exe: &Path, n: usize) -> Vec<Result<(), String>> {
+        let init = Request::Init {
+            facts: sparrow_lang::FixedHost::debian().facts,
+            owners: crate::scan::Owners::Any,
+        };
+        let mut got = Vec::new();
+        run(&sources(n), &init, exe, 1, &mut |i, o| {
+            assert_eq!(i, got.len(), "results come in source order");
+            got.push(match o {
+                Outcome::Units(..) => Ok(()),
+                Outcome::Failed(d) => Err(d[0].message.clone()),
+                Outcome::Refused(r) => Err(r.reason),
+            });
+        });
+        got
+    }
+
+    #[test]
+    fn a_hung_source_is_killed_at_the_hard_limit_and_the_rest_still_run() {
+        let d = tempfile::tempdir().unwrap();
+        let start = std::time::Instant::now();
+        let got = outcomes(&fake(d.path(), "sleep 30"), 3);
+        assert!(start.elapsed() < HARD_LIMIT * 2, "{:?}", start.elapsed());
+        assert_eq!(got[0], Ok(()));
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .contains("did not finish within 3000 ms"),
+            "{got:?}"
+        );
+        assert_eq!(got[2], Ok(()));
+    }
+
+    #[test]
+    fn a_crash_fails_only_the_source_that_was_running() {
+        let d = tempfile::tempdir().unwrap();
+        let got = outcomes(&fake(d.path(), "kill -SEGV $$"), 4);
+        assert_eq!(got[0], Ok(()));
+        assert_eq!(
+            got[1],
+            Err("evaluating this file crashed (SIGSEGV)".to_string())
+        );
+        assert_eq!(got[2], Ok(()));
+        assert!(got[3].is_err(), "{got:?}");
+    }
+
+    #[test]
+    fn an_evaluator_that_cannot_start_fails_each_source_with_the_reason() {
+        let got = outcomes(Path::new("/nonexistent/evaluator"), 2);
+        assert_eq!(got.len(), 2);
+        for g in got {
+            assert!(
+                g.as_ref()
+                    .unwrap_err()
+                    .contains("cannot start an evaluator process"),
+                "{g:?}"
+            );
+        }
+    }
+}

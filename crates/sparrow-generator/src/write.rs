@@ -419,6 +419,31 @@ mod tests {
     }
 
     #[test]
+    fn planted_temporary_names_are_skipped_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // The next temporary names this process will try, all taken.
+        let next = TMP.load(Ordering::Relaxed);
+        for n in next..next + 8 {
+            let name = format!(".#sparrow.{}.{n}", std::process::id());
+            std::os::unix::fs::symlink(&victim, out.join(name)).unwrap();
+        }
+        let u = unit("a.service", &[]);
+        // The name exists, so the write goes through a temporary file.
+        std::fs::write(out.join("a.service"), "old").unwrap();
+        let (_, errors) = write_units(std::slice::from_ref(&u), &out, &out);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(
+            std::fs::read_to_string(out.join("a.service")).unwrap(),
+            u.text
+        );
+    }
+
+    #[test]
     fn long_names_and_existing_files_are_written() {
         let d = tempfile::tempdir().unwrap();
         let name = format!("{}.service", "x".repeat(255 - ".service".len()));

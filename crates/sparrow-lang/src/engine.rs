@@ -33,6 +33,8 @@ use sparrow_unit::UnitName;
 
 /// Operations one evaluation (a definition, a module, a closure) may take.
 pub const MAX_OPERATIONS: u64 = 2_000_000;
+/// How deeply service families may expand one another.
+const MAX_FAMILY_DEPTH: u32 = 8;
 /// Wall-clock time one evaluation may take.
 pub const WALL_CLOCK: Duration = Duration::from_secs(2);
 
@@ -142,6 +144,9 @@ struct State {
     /// Source name of each module by the plain name it was imported as.
     module_sources: HashMap<String, String>,
     closure_depth: u32,
+    /// Service families being expanded (a family's `unit()` may call
+    /// `task_run` itself; each call starts Rhai's call-level count afresh).
+    family_depth: u32,
     prints: Vec<String>,
     /// A daemon's loader (runtime functions are real).
     runtime: bool,
@@ -511,6 +516,14 @@ fn task_run(
         ));
     }
     let name_override = params.get("name").cloned();
+    if state.borrow().family_depth >= MAX_FAMILY_DEPTH {
+        return Err(err(
+            format!("service family {family:?} expands families {MAX_FAMILY_DEPTH} levels deep (does its unit() call task_run with itself?)"),
+            Some("a family's unit(params) returns a map; it should not declare units itself"),
+            pos,
+        ));
+    }
+    state.borrow_mut().family_depth += 1;
     let result = ctx
         .engine()
         .call_fn_with_options::<Dynamic>(
@@ -527,7 +540,9 @@ fn task_run(
                 e,
                 pos,
             ))
-        })?;
+        });
+    state.borrow_mut().family_depth -= 1;
+    let result = result?;
     if !result.is_map() {
         return Err(err(
             format!(
@@ -931,6 +946,7 @@ impl Loader {
             s.prints.clear();
             s.loading.clear();
             s.closure_depth = 0;
+            s.family_depth = 0;
             s.main = Some((source.clone(), ast.clone()));
         }
         self.deadline.set(Instant::now() + WALL_CLOCK);

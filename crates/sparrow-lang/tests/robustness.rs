@@ -58,3 +58,51 @@ proptest! {
         check(&chars.into_iter().collect::<String>());
     }
 }
+
+/// A script that nests `depth` levels of arrays or maps (or both), then
+/// uses the result as a value, prints it, and compares it.
+fn nested(depth: usize, kind: u8, key: &str) -> String {
+    let wrap = match kind % 3 {
+        0 => "[take(v)]",
+        1 => "#{ x: take(v) }",
+        _ => "if i % 2 == 0 { [take(v)] } else { #{ y: take(v) } }",
+    };
+    format!(
+        "let v = 1; for i in 0..{depth} {{ v = {wrap}; }}\nprint(v);\nlet same = v == v;\nservice(\"n\", #{{ exec_start: \"/bin/true\", {key}: v }});\n"
+    )
+}
+
+/// A script with values near (and over) the engine's size limits.
+fn large(len: usize, count: usize, what: u8) -> String {
+    match what % 4 {
+        0 => format!(
+            "let s = \"x\"; s.pad({len}, \"y\");\nservice(\"l\", #{{ exec_start: \"/bin/true\", description: s }});\n"
+        ),
+        1 => format!(
+            "let a = []; a.pad({count}, \"/bin/arg\");\nservice(\"l\", #{{ exec_start: [\"/bin/true\"] + a }});\n"
+        ),
+        2 => format!(
+            "let m = #{{}}; for i in 0..{count} {{ m[`K${{i}}`] = i; }}\nservice(\"l\", #{{ exec_start: \"/bin/true\", env: m }});\n"
+        ),
+        _ => format!(
+            "let s = \"ab\"; s.pad({len}, \"c\"); let t = s + s + s;\nservice(\"l\", #{{ exec_start: \"/bin/true\", description: t }});\n"
+        ),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Moderate depth runs in-process (deep enough to exercise every
+    /// recursive path, shallow enough for the test's own stack); the
+    /// generator's tests run thousands of levels through evaluator processes.
+    #[test]
+    fn nested_values_never_panic(depth in 1..150usize, kind in any::<u8>(), key in prop::sample::select(vec!["description", "env", "exec_start", "after", "memory_max", "service_section"])) {
+        check(&nested(depth, kind, key));
+    }
+
+    #[test]
+    fn large_values_never_panic(len in 0..(1usize << 21), count in 0..120_000usize, what in any::<u8>()) {
+        check(&large(len, count, what));
+    }
+}

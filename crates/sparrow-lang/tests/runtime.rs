@@ -255,3 +255,38 @@ fn generation_loaders_refuse_runtime_functions_and_daemon_loaders_name_what_is_m
     );
     let _ = Dynamic::UNIT;
 }
+
+/// Regression (issue 7): a closure that calls an imported module's function
+/// failed in the daemon with `no module "fam"`, while the generator, which
+/// calls it inside the definition's run, saw the import.
+#[test]
+fn closures_called_later_see_the_definitions_imports() {
+    let l = loader(Arc::new(Recording::default()));
+    let def = r#"import "fam" as h;
+service("imp", #{
+    exec_start: "/bin/true",
+    monitor: #{ resources: || #{ tasks_max: h::helper() + 1 } },
+    memory_max: || h::helper() * 1024,
+});"#;
+    let loaded = l.load(Path::new("/defs/imp.sparrow"), def, Rc::new(Lib));
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    let out = l
+        .call(
+            &resources(&loaded, "imp.service"),
+            vec![],
+            "imp.service",
+            Duration::from_secs(1),
+        )
+        .unwrap();
+    assert_eq!(out.cast::<Map>()["tasks_max"].as_int().unwrap(), 124);
+    let imp = loaded
+        .units
+        .iter()
+        .find(|u| u.name.as_str() == "imp.service")
+        .unwrap();
+    let (_, c) = &imp.dynamic[0];
+    let v = l
+        .call(c, vec![], "imp.service", Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(v.as_int().unwrap(), 123 * 1024);
+}

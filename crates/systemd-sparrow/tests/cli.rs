@@ -191,6 +191,85 @@ fn check_on_a_missing_path_fails() {
     assert!(text(&o.stderr).contains("nope.sparrow: no such file or directory"));
 }
 
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Regression (issue 7): `check` said clean, then the generator refused the
+/// file because others could write it. Now `check` applies the generator's
+/// rule (as a warning when run by a user, who cannot chown), and so does
+/// `diff` (what a reload would do).
+#[test]
+fn check_and_diff_apply_the_generators_owner_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = tmp.path().join("defs");
+    fs::create_dir_all(defs.join("lib")).unwrap();
+    let def = defs.join("open.sparrow");
+    fs::write(
+        &def,
+        "import \"m\" as m;\nservice(\"open\", #{ exec_start: \"/bin/true\" });\n",
+    )
+    .unwrap();
+    fs::write(defs.join("lib/m.sparrow"), "fn f() { 1 }\n").unwrap();
+    for p in [&def, &defs.join("lib/m.sparrow")] {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let o = run(sparrow(tmp.path()).arg("check").arg(&def));
+    let err = text(&o.stderr);
+    assert!(err.contains("writable by group or others"), "{err}");
+    if is_root() {
+        assert_eq!(o.status.code(), Some(1), "{err}");
+    } else {
+        assert_eq!(o.status.code(), Some(0), "{err}");
+        assert!(err.contains("would refuse this file"), "{err}");
+        assert!(err.contains("m.sparrow"), "the module too: {err}");
+    }
+    let gen = tmp.path().join("gen");
+    fs::create_dir_all(&gen).unwrap();
+    let o = run(sparrow(tmp.path())
+        .arg("diff")
+        .arg("--generator-dir")
+        .arg(&gen)
+        .arg(&def));
+    // The generator would write nothing from it: no unit appears in the diff.
+    assert!(
+        !text(&o.stdout).contains("open.service"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        text(&o.stderr).contains("writable by group or others"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// A definition that kills its evaluator is one error among others, not
+/// the end of `check`.
+#[test]
+fn check_reports_a_crashing_definition_and_checks_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = tmp.path().join("defs");
+    fs::create_dir_all(&defs).unwrap();
+    fs::write(
+        defs.join("a-deep.sparrow"),
+        "let a = []; for i in 0..5000 { a = [take(a)]; }\nprint(a);\n",
+    )
+    .unwrap();
+    fs::write(
+        defs.join("b-ok.sparrow"),
+        "service(\"ok\", #{ exec_start: \"/bin/true\" });\n",
+    )
+    .unwrap();
+    let o = run(sparrow(tmp.path()).arg("check").arg(&defs));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("a-deep.sparrow"), "{err}");
+    assert!(err.contains("overflowed the stack"), "{err}");
+    assert!(err.contains("1 unit(s), 1 error(s)"), "{err}");
+}
+
 /// Every program the rendered units run, from their Exec*= lines.
 fn programs(units: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();

@@ -197,6 +197,155 @@ fn failing_and_endless_closures_are_reported_and_others_keep_going() {
     );
 }
 
+const HOSTILE: &str = r#"
+import "h" as h;
+service("deep", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    monitor: #{ interval: "1s", resources: || {
+        let a = []; for i in 0..5000 { a = [take(a)]; }
+        a.to_debug();
+        #{}
+    } },
+    wanted_by: "multi-user.target",
+});
+service("bomb", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    monitor: #{ interval: "1s", resources: || {
+        let s = "ab"; for i in 0..19 { s += s; }
+        s.replace("a", s);
+        #{}
+    } },
+    wanted_by: "multi-user.target",
+});
+service("natives", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    monitor: #{ interval: "1s", resources: || {
+        let a = []; a.pad(99999, 7);
+        loop { a.to_debug(); }
+    } },
+    wanted_by: "multi-user.target",
+});
+service("valueerr", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    monitor: #{ interval: "1s", resources: || #{ memory_max: "lots" } },
+    wanted_by: "multi-user.target",
+});
+service("imported", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    monitor: #{ interval: "1s", min_dwell: "0s", resources: || #{ memory_max: h::limit() } },
+    wanted_by: "multi-user.target",
+});
+"#;
+
+/// Issue 7: what kills a thread or a process (stack overflow, allocation
+/// failure), time lost inside native calls, repeating value errors, and
+/// definitions that crash while loading: the daemon stays up, keeps
+/// managing the good units, and says in `status` what happened.
+#[test]
+fn hostile_closures_and_definitions_cannot_take_the_daemon_down() {
+    let lab = Lab::boot(
+        Setup::new(SPARROW)
+            .definition("web.sparrow", FILE_DRIVEN)
+            .definition("hostile.sparrow", HOSTILE)
+            .definition("lib/h.sparrow", "fn limit() { \"320M\" }\n")
+            .definition(
+                "crash.sparrow",
+                "let a = []; for i in 0..5000 { a = [take(a)]; }\nprint(a);\n",
+            )
+            .definition("lib/open.sparrow", "fn f() { 1 }\n")
+            .definition(
+                "uses-open.sparrow",
+                "import \"open\" as o;\nservice(\"open\", #{ exec_start: \"/bin/true\", memory_max: || o::f() });\n",
+            )
+            .daemon(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // A module anyone may write: the daemon must refuse it as the generator does.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        lab.definitions_dir().join("lib/open.sparrow"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    ok(lab.sh("echo 300M > /etc/web-limit").unwrap());
+    ok(lab
+        .exec(&["systemctl", "start", "systemd-sparrowd.service"])
+        .unwrap());
+    lab.wait_active_state("systemd-sparrowd.service", "active", secs(20))
+        .unwrap();
+    let pid = lab.prop("systemd-sparrowd.service", "MainPID").unwrap();
+    wait_memory_max(&lab, "web.service", 300 << 20);
+    // The closure that calls a lib/ module's function works.
+    wait_memory_max(&lab, "imported.service", 320 << 20);
+    lab.wait_for("the hostile closures to be reported", secs(30), |lab| {
+        let st = status_json(lab, "");
+        let unit = |name: &str| {
+            st["status"]["units"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|u| u["unit"] == name)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let deep = unit("deep.service")["quarantined"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let bomb = unit("bomb.service")["quarantined"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let natives = unit("natives.service")["slow"].as_u64().unwrap_or(0);
+        let value = unit("valueerr.service")["last_eval"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        Ok((
+            deep.contains("overflowed the stack")
+                && bomb.contains("ran out of memory")
+                && natives > 0
+                && value.contains("hostile.sparrow:31:"),
+            format!("deep: {deep}; bomb: {bomb}; natives slow: {natives}; value: {value}"),
+        ))
+    })
+    .unwrap();
+    // The daemon may have read the module before it was opened up: re-read.
+    ok(lab
+        .exec(&["/opt/sparrow/bin/systemd-sparrow", "reload"])
+        .unwrap());
+    lab.wait_for("the open module to be refused", secs(15), |lab| {
+        let problems = status_json(lab, "")["status"]["daemon"]["problems"].to_string();
+        Ok((
+            problems.contains("crash.sparrow: evaluating this file overflowed the stack")
+                && problems.contains("writable by group or others"),
+            problems,
+        ))
+    })
+    .unwrap();
+    // Still serving the good unit, and never restarted.
+    ok(lab.sh("echo 400M > /etc/web-limit").unwrap());
+    wait_memory_max(&lab, "web.service", 400 << 20);
+    assert_eq!(
+        lab.prop("systemd-sparrowd.service", "MainPID").unwrap(),
+        pid
+    );
+    assert_eq!(
+        lab.prop("systemd-sparrowd.service", "NRestarts").unwrap(),
+        "0"
+    );
+    // The same value error, every second: logged once.
+    std::thread::sleep(secs(3));
+    let log = lab
+        .journal(&["-u", "systemd-sparrowd", "UNIT=valueerr.service"])
+        .unwrap();
+    assert_eq!(
+        log.matches("evaluation of valueerr.service failed").count(),
+        1,
+        "{log}"
+    );
+}
+
 #[test]
 fn status_eval_reload_and_readiness() {
     let lab = boot_with_daemon(Setup::new(SPARROW).definition("web.sparrow", FILE_DRIVEN));
@@ -308,6 +457,81 @@ fn the_control_socket_is_for_root_only() {
         "{}",
         o.stderr
     );
+    // The uid is checked before a byte is read: a silent user gets the
+    // answer at once, not after the read timeout.
+    let silent = r#"
+import socket, time
+s = socket.socket(socket.AF_UNIX); s.connect("/run/systemd-sparrow/control.sock")
+s.settimeout(3); t = time.time(); reply = s.recv(4096)
+print(round(time.time() - t, 2), reply.decode().strip())
+"#;
+    let o = lab
+        .exec(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "python3",
+            "-c",
+            silent,
+        ])
+        .unwrap();
+    let secs_waited: f64 = o
+        .stdout
+        .split(' ')
+        .next()
+        .unwrap_or("9")
+        .parse()
+        .unwrap_or(9.0);
+    assert!(secs_waited < 1.0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("permission denied"), "{}", o.stdout);
+    // A request line is bounded.
+    let long = r#"
+import socket
+s = socket.socket(socket.AF_UNIX); s.connect("/run/systemd-sparrow/control.sock")
+s.settimeout(10)
+try:
+    s.sendall(b'{"cmd":"status","unit":"' + b'x' * 200000 + b'"}\n')
+except OSError:
+    pass
+print(s.recv(4096).decode().strip())
+"#;
+    let o = ok(lab.exec(&["python3", "-c", long]).unwrap());
+    assert!(o.contains("request longer than 65536 bytes"), "{o}");
+    // Out of descriptors, it pauses instead of spinning on accept, and
+    // answers again once descriptors are free.
+    ok(lab
+        .sh("mkdir -p /etc/systemd/system/systemd-sparrowd.service.d && printf '[Service]\\nLimitNOFILE=64\\n' > /etc/systemd/system/systemd-sparrowd.service.d/nofile.conf && systemctl daemon-reload && systemctl restart systemd-sparrowd")
+        .unwrap());
+    lab.wait_active_state("systemd-sparrowd.service", "active", secs(20))
+        .unwrap();
+    let pid = lab.prop("systemd-sparrowd.service", "MainPID").unwrap();
+    let flood = format!(
+        r#"
+import socket, time
+def cpu():
+    f = open("/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / 100.0
+held = []
+for i in range(120):
+    s = socket.socket(socket.AF_UNIX); s.connect("/run/systemd-sparrow/control.sock"); held.append(s)
+c0 = cpu(); time.sleep(3); c1 = cpu()
+print(round(c1 - c0, 2))
+"#
+    );
+    let o = ok(lab
+        .exec_timeout(&["python3", "-c", &flood], secs(30))
+        .unwrap());
+    let busy: f64 = o.trim().parse().unwrap_or(99.0);
+    assert!(
+        busy < 0.5,
+        "the daemon used {busy} s of CPU in 3 s at fd exhaustion"
+    );
+    // The flood is gone with its process: the daemon answers again.
+    let st = status_json(&lab, "web.service");
+    assert_eq!(st["ok"], true, "{st}");
+    let log = lab.journal(&["-u", "systemd-sparrowd"]).unwrap();
+    assert!(log.contains("accept failed"), "{log}");
 }
 
 #[test]

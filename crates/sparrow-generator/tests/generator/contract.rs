@@ -1,87 +1,13 @@
-//! The generator contract, tested by running the real binary with the three
-//! directories systemd passes (normal, early, late).
+//! The generator's contract: what it writes, where, and its exit status.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_systemd-sparrow-generator");
+use crate::{stderr, World, BIN};
 
-/// A scratch world: definitions, a unit root for shebang units, and the
-/// generator's three output directories.
-struct World {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl World {
-    fn new() -> World {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        for d in ["defs", "defs2", "units", "normal", "early", "late"] {
-            fs::create_dir_all(root.join(d)).unwrap();
-        }
-        World { _tmp: tmp, root }
-    }
-    fn p(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-    fn write(&self, rel: &str, text: &str) -> PathBuf {
-        let p = self.p(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, text).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
-        p
-    }
-    fn command(&self, bin: &Path) -> Command {
-        let mut c = Command::new(bin);
-        c.env_clear()
-            .env(
-                "SYSTEMD_SPARROW_PATH",
-                format!("{}:{}", self.p("defs").display(), self.p("defs2").display()),
-            )
-            .env("SYSTEMD_SPARROW_UNIT_ROOT", self.p("units"))
-            .env("SYSTEMD_SPARROW_LOG", "stderr")
-            .args([self.p("normal"), self.p("early"), self.p("late")]);
-        c
-    }
-    fn run(&self) -> Output {
-        self.command(Path::new(BIN)).output().unwrap()
-    }
-    fn read(&self, rel: &str) -> String {
-        fs::read_to_string(self.p(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-    }
-    fn link(&self, rel: &str) -> PathBuf {
-        fs::read_link(self.p(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-    }
-    /// Every path below the output directories, for exact-tree assertions.
-    fn outputs(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for d in ["normal", "early", "late"] {
-            collect(&self.p(d), &self.root, &mut out);
-        }
-        out.sort();
-        out
-    }
-}
-
-fn collect(dir: &Path, base: &Path, out: &mut Vec<String>) {
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if fs::symlink_metadata(&p).unwrap().is_dir() {
-            collect(&p, base, out);
-        } else {
-            out.push(p.strip_prefix(base).unwrap().display().to_string());
-        }
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-const GOOD: &str = r#"service("web", #{ exec_start: ["/bin/sleep", "infinity"], wanted_by: "multi-user.target", alias: "www.service" });"#;
+pub const GOOD: &str = r#"service("web", #{ exec_start: ["/bin/sleep", "infinity"], wanted_by: "multi-user.target", alias: "www.service" });"#;
 
 #[test]
 fn good_definitions_exit_zero_and_write_units_and_links() {
