@@ -120,6 +120,8 @@ pub struct Worker {
     start: usize,
     /// Up to where `buf` is known to hold no newline.
     scanned: usize,
+    /// Where reads land first (allocated and zeroed once, not per read).
+    chunk: Box<[u8]>,
     /// The first bytes of stderr (Rust's abort messages come first).
     err_head: Vec<u8>,
     /// The last bytes of stderr.
@@ -129,6 +131,8 @@ pub struct Worker {
 }
 
 const ERR_KEEP: usize = 2048;
+/// How much one read from a child's stdout takes at most.
+const READ_CHUNK: usize = 65536;
 
 fn set_nonblocking(fd: i32) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own.
@@ -205,6 +209,7 @@ impl Worker {
             buf: Vec::new(),
             start: 0,
             scanned: 0,
+            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
             err_head: Vec::new(),
             err_tail: Vec::new(),
             limits,
@@ -287,12 +292,11 @@ impl Worker {
         if self.buf.len() - self.start > MAX_MESSAGE {
             return Err(self.fail_protocol("a reply over the size limit".into()));
         }
-        let mut chunk = [0u8; 65536];
         loop {
-            match self.stdout.read(&mut chunk) {
+            match self.stdout.read(&mut self.chunk) {
                 Ok(0) => return Err(self.death()),
                 Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.buf.extend_from_slice(&self.chunk[..n]);
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
