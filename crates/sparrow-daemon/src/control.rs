@@ -206,14 +206,17 @@ pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Response
         .map_err(|e| e.to_string())?;
     let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
     line.push('\n');
-    (&stream)
-        .write_all(line.as_bytes())
-        .map_err(|e| e.to_string())?;
+    // The daemon may answer (and close) before reading, e.g. to refuse a
+    // user: then the write fails, but its answer is there to read.
+    let written = (&stream).write_all(line.as_bytes());
     let mut reply = String::new();
     BufReader::new(&stream)
         .read_line(&mut reply)
         .map_err(|e| format!("no answer from systemd-sparrowd: {e}"))?;
     if reply.is_empty() {
+        if let Err(e) = written {
+            return Err(format!("cannot send the request to systemd-sparrowd: {e}"));
+        }
         return Err("systemd-sparrowd closed the connection without answering".into());
     }
     serde_json::from_str(&reply).map_err(|e| format!("bad answer from systemd-sparrowd: {e}"))

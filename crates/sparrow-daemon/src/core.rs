@@ -489,7 +489,16 @@ impl Core {
             Event::Info { unit, result } => match result {
                 Ok(info) => {
                     if let Some(u) = self.units.get_mut(&unit) {
+                        let was_active = u.active();
                         u.info = Some(info);
+                        if u.active() && !was_active {
+                            // Started before we watched it (its signal came
+                            // before the unit was ours): evaluate it now, as
+                            // on any start.
+                            u.next_due = now_ms();
+                            u.live.clear();
+                            self.reschedule = true;
+                        }
                         self.update_snapshot(&unit);
                     }
                 }
@@ -960,22 +969,23 @@ impl Core {
                 })
                 .map(|(n, _)| n.clone())
                 .collect();
+            let mut batch = Vec::new();
             for name in due {
                 let u = self.units.get_mut(&name).expect("due unit exists");
-                if !u.active() {
-                    u.next_due = now + u.spec.interval_ms;
-                    continue;
+                u.next_due = now + u.spec.interval_ms;
+                if u.active() {
+                    u.in_flight = true;
+                    batch.push(name);
                 }
-                match self.pool.submit(&name, Origin::Schedule) {
-                    Ok(()) => {
-                        u.in_flight = true;
-                        u.next_due = now + u.spec.interval_ms;
-                    }
-                    Err(_) => {
-                        // Every worker is busy: try again shortly, never wait here.
-                        self.counters.postponed += 1;
-                        u.next_due = now + 250;
-                    }
+            }
+            if !batch.is_empty() {
+                let left = self.pool.submit_many(batch, Origin::Schedule);
+                for name in left {
+                    // Every worker is busy: try again shortly, never wait here.
+                    let u = self.units.get_mut(&name).expect("due unit exists");
+                    self.counters.postponed += 1;
+                    u.in_flight = false;
+                    u.next_due = now + 250;
                 }
             }
             for u in self.units.values() {

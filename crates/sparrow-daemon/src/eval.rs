@@ -86,7 +86,7 @@ pub enum PoolEvent {
 enum Job {
     Load(Arc<Vec<SourceText>>, u64),
     Units(Arc<HashMap<String, UnitSnapshot>>),
-    Eval { unit: String, origin: Origin },
+    Eval { units: Vec<String>, origin: Origin },
 }
 
 struct Thread {
@@ -162,20 +162,53 @@ impl Pool {
 
     /// Queues an evaluation on the least busy worker, or says the pool is full.
     pub fn submit(&self, unit: &str, origin: Origin) -> Result<(), Busy> {
-        let t = self
+        if self.submit_many(vec![unit.to_string()], origin).is_empty() {
+            Ok(())
+        } else {
+            Err(Busy)
+        }
+    }
+
+    /// Queues evaluations, spread over the workers in batches (one message
+    /// and one wake-up of a process for many units); returns the units no
+    /// worker had room for.
+    pub fn submit_many(&self, mut units: Vec<String>, origin: Origin) -> Vec<String> {
+        let mut free: Vec<(&Thread, usize)> = self
             .threads
             .iter()
-            .min_by_key(|t| t.in_flight.load(Ordering::Relaxed))
-            .ok_or(Busy)?;
-        if t.in_flight.load(Ordering::Relaxed) >= self.per_worker {
-            return Err(Busy);
+            .map(|t| {
+                (
+                    t,
+                    self.per_worker
+                        .saturating_sub(t.in_flight.load(Ordering::Relaxed)),
+                )
+            })
+            .filter(|(_, room)| *room > 0)
+            .collect();
+        if free.is_empty() {
+            return units;
         }
-        t.in_flight.fetch_add(1, Ordering::Relaxed);
-        t.tx.send(Job::Eval {
-            unit: unit.to_string(),
-            origin,
-        })
-        .map_err(|_| Busy)
+        // Equal shares, as far as each has room.
+        let share = units.len().div_ceil(free.len());
+        for (t, room) in free.iter_mut() {
+            let take = share.min(*room).min(units.len());
+            if take == 0 {
+                continue;
+            }
+            let batch: Vec<String> = units.drain(..take).collect();
+            t.in_flight.fetch_add(batch.len(), Ordering::Relaxed);
+            let n = batch.len();
+            if t.tx
+                .send(Job::Eval {
+                    units: batch,
+                    origin,
+                })
+                .is_err()
+            {
+                t.in_flight.fetch_sub(n, Ordering::Relaxed);
+            }
+        }
+        units
     }
 
     /// Jobs waiting or running, over all workers.
@@ -186,6 +219,10 @@ impl Pool {
             .sum()
     }
 }
+
+/// Called with each unit's result: the unit, the reply or why there is
+/// none, whether the process was killed for time, and how long it took.
+type Done<'a> = dyn FnMut(&str, Result<Evaluated, String>, bool, Duration) + 'a;
 
 /// How long a request to a process may take beyond its own limit.
 const SEND: Duration = Duration::from_secs(10);
@@ -272,28 +309,51 @@ impl Proc {
         Ok(out)
     }
 
-    fn evaluate(&mut self, unit: &str) -> (Result<Evaluated, String>, bool) {
-        self.ensure();
-        let Some(w) = self.child.as_mut() else {
-            return (Err("no evaluator process could be started".into()), false);
-        };
+    /// Evaluates `units` in order, calling `done` with each result (and
+    /// how long it took) as it comes. A unit whose evaluation takes the
+    /// process down gets the reason; the rest go to a fresh process.
+    fn evaluate(&mut self, units: &[String], done: &mut Done) {
         let limit = self.cfg.limit;
-        let req = Request::Eval {
-            unit: unit.to_string(),
-            limit_ms: limit.as_millis() as u64,
-        };
         // The process enforces `limit` itself; this catches what it cannot
         // interrupt (time inside one native call).
         let hard = (limit * 3 / 2).max(Duration::from_millis(500));
-        match w.send(&req, SEND).and_then(|()| w.recv::<Evaluated>(hard)) {
-            Ok(e) => (Ok(e), false),
-            Err(f) => {
-                self.child = None;
-                let timed_out = matches!(f, Failure::TimedOut(_));
-                (
-                    Err(format!("evaluating the closures of {unit} {f}")),
-                    timed_out,
-                )
+        let mut i = 0;
+        while i < units.len() {
+            self.ensure();
+            let Some(w) = self.child.as_mut() else {
+                for u in &units[i..] {
+                    done(
+                        u,
+                        Err("no evaluator process could be started".into()),
+                        false,
+                        Duration::ZERO,
+                    );
+                }
+                return;
+            };
+            let req = Request::Eval {
+                units: units[i..].to_vec(),
+                limit_ms: limit.as_millis() as u64,
+            };
+            let mut start = Instant::now();
+            let mut sent = w.send(&req, SEND);
+            while i < units.len() {
+                match sent.and_then(|()| w.recv::<Evaluated>(hard)) {
+                    Ok(e) => {
+                        done(&units[i], Ok(e), false, start.elapsed());
+                        start = Instant::now();
+                        i += 1;
+                        sent = Ok(());
+                    }
+                    Err(f) => {
+                        self.child = None;
+                        let timed_out = matches!(f, Failure::TimedOut(_));
+                        let msg = format!("evaluating the closures of {} {f}", units[i]);
+                        done(&units[i], Err(msg), timed_out, start.elapsed());
+                        i += 1;
+                        break;
+                    }
+                }
             }
         }
     }
@@ -332,34 +392,33 @@ fn work(
                 }
                 p.units = Some(units);
             }
-            Job::Eval { unit, origin } => {
-                let start = Instant::now();
-                let (reply, killed) = p.evaluate(&unit);
-                let took = start.elapsed();
-                in_flight.fetch_sub(1, Ordering::Relaxed);
-                let ev = match reply {
-                    Ok(e) => Evaluation {
-                        unit,
-                        generation,
-                        result: e.result,
-                        took,
-                        timed_out: e.timed_out,
-                        crashed: false,
-                        logs: e.logs,
-                        origin,
-                    },
-                    Err(msg) => Evaluation {
-                        unit,
-                        generation,
-                        result: Err(msg),
-                        took,
-                        timed_out: killed,
-                        crashed: true,
-                        logs: Vec::new(),
-                        origin,
-                    },
-                };
-                report(PoolEvent::Evaluated(ev));
+            Job::Eval { units, origin } => {
+                p.evaluate(&units, &mut |unit, reply, killed, took| {
+                    in_flight.fetch_sub(1, Ordering::Relaxed);
+                    let ev = match reply {
+                        Ok(e) => Evaluation {
+                            unit: unit.to_string(),
+                            generation,
+                            result: e.result,
+                            took,
+                            timed_out: e.timed_out,
+                            crashed: false,
+                            logs: e.logs,
+                            origin,
+                        },
+                        Err(msg) => Evaluation {
+                            unit: unit.to_string(),
+                            generation,
+                            result: Err(msg),
+                            took,
+                            timed_out: killed,
+                            crashed: true,
+                            logs: Vec::new(),
+                            origin,
+                        },
+                    };
+                    report(PoolEvent::Evaluated(ev));
+                });
             }
         }
     }

@@ -48,12 +48,12 @@ pub(crate) enum Request {
     /// What the daemon knows of units now (for `service_state()` and
     /// `service_memory()`); not answered.
     Units(HashMap<String, UnitSnapshot>),
-    /// Evaluate one unit's closures within `limit_ms`; answered with an
-    /// [`Evaluated`].
+    /// Evaluate these units' closures, each within `limit_ms`; answered
+    /// with one [`Evaluated`] per unit, in order.
     Eval {
-        /// The unit.
-        unit: String,
-        /// Wall-clock limit for all its closures together.
+        /// The units.
+        units: Vec<String>,
+        /// Wall-clock limit for one unit's closures together.
         limit_ms: u64,
     },
 }
@@ -137,26 +137,30 @@ pub fn serve() -> u8 {
                     chan.send(&done)
                 })
             }
-            Request::Eval { unit, limit_ms } => {
+            Request::Eval { units, limit_ms } => {
                 let Some((loader, _)) = &state else {
                     return 2;
                 };
-                let result = match closures.get(&unit) {
-                    Some(c) => evaluate(loader, c, &unit, Duration::from_millis(limit_ms)),
-                    None => Err((
-                        format!("{unit} is not managed by the loaded definitions"),
-                        false,
-                    )),
-                };
-                let (result, timed_out) = match result {
-                    Ok(v) => (Ok(v), false),
-                    Err((e, t)) => (Err(e), t),
-                };
-                let logs = std::mem::take(&mut *logs.lock().unwrap_or_else(|p| p.into_inner()));
-                chan.send(&Evaluated {
-                    result,
-                    timed_out,
-                    logs,
+                units.iter().try_for_each(|unit| {
+                    let result = match closures.get(unit) {
+                        Some(c) => evaluate(loader, c, unit, Duration::from_millis(limit_ms)),
+                        None => Err((
+                            format!("{unit} is not managed by the loaded definitions"),
+                            false,
+                        )),
+                    };
+                    let (result, timed_out) = match result {
+                        Ok(v) => (Ok(v), false),
+                        Err((e, t)) => (Err(e), t),
+                    };
+                    let logs = std::mem::take(&mut *logs.lock().unwrap_or_else(|p| p.into_inner()));
+                    // One line per unit, flushed: if the next unit kills this
+                    // process, the daemon knows which one it was.
+                    chan.send(&Evaluated {
+                        result,
+                        timed_out,
+                        logs,
+                    })
                 })
             }
         };

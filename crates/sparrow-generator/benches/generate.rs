@@ -284,7 +284,11 @@ fn main() {
     println!("systemd-sparrow generator benchmark: {DEFINITIONS} definitions, {files} output entries, {runs} runs (medians), this machine has {cpus} CPUs");
     let mut all_cpu_gen = Duration::ZERO;
     for (pinned, gen, cp) in &figures {
-        let label = if *pinned { "1 CPU (taskset -c 0)" } else { "all CPUs" };
+        let label = if *pinned {
+            "1 CPU (taskset -c 0)"
+        } else {
+            "all CPUs"
+        };
         let target = if *pinned { 3.0 } else { 2.0 };
         let ratio = gen.as_secs_f64() / cp.as_secs_f64();
         println!("  {label}:");
@@ -310,7 +314,9 @@ fn main() {
                 verdict(speedup >= 1000.0)
             );
         }
-        None => println!("  raku: not installed (apt-get install rakudo) or not asked for - comparison skipped"),
+        None => println!(
+            "  raku: not installed (apt-get install rakudo) or not asked for - comparison skipped"
+        ),
     }
     let mb = |kib: u64| kib as f64 / 1024.0;
     println!(
