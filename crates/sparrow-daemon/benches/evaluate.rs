@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use rhai::Map;
 use sparrow_host::runtime::RealRuntime;
-use sparrow_lang::schema::RtValue;
 use sparrow_lang::{FixedHost, Loader, NoModules};
 use sparrow_policy::Prop;
 
@@ -50,10 +49,12 @@ fn measure(evals: usize, fresh: Duration) -> Duration {
         Rc::new(NoModules),
     );
     assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
-    let closure = match loaded.units[0].runtime["monitor"].get("resources") {
-        Some(RtValue::Closure(c)) => c.clone(),
-        other => panic!("{other:?}"),
-    };
+    let closure = loaded.units[0]
+        .runtime
+        .monitor
+        .resources
+        .clone()
+        .expect("a resources closure");
     let evaluate = || {
         let v = loader
             .call(&closure, vec![], "api.service", Duration::from_secs(1))

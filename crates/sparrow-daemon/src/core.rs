@@ -14,12 +14,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sparrow_generator::paths::{self, Mode};
-use sparrow_generator::scan::{self, Owners};
 use sparrow_host::runtime::UnitSnapshot;
 use sparrow_host::RealHost;
 use sparrow_lang::Host;
 use sparrow_policy::{judge, Live, Machine, Millis, Prop, PropHistory, RateLimit, Target, Verdict};
+use sparrow_source::{Mode, Owners, SourceKind};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
@@ -351,17 +350,14 @@ impl Core {
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             let env = |k: &str| std::env::var(k).ok();
-            let (mut sources, refused) = scan::definitions(&paths::search_path(Mode::System, &env));
-            let (shebangs, odd) = scan::shebang_units(&paths::unit_root(Mode::System, &env));
-            sources.extend(shebangs);
+            let (sources, refused) = sparrow_source::find(Mode::System, &env);
             let mut problems: Vec<String> = refused
                 .iter()
-                .chain(&odd)
                 .map(|r| format!("{}: {}", r.path.display(), r.reason))
                 .collect();
             let mut texts = Vec::new();
             for s in sources {
-                if s.kind == scan::SourceKind::RakuShebang {
+                if s.kind == SourceKind::RakuShebang {
                     // The evaluator reports it (the Raku bridge is not here yet).
                     texts.push(SourceText {
                         source: s,
@@ -371,7 +367,7 @@ impl Core {
                 }
                 // The same rule as the generator: a file someone else could
                 // write is not run as root; only regular files are read.
-                match scan::read_source(&s.path, Owners::for_generator()) {
+                match sparrow_source::read_source(&s.path, Owners::for_generator()) {
                     Ok(t) => texts.push(SourceText {
                         source: s,
                         text: t.text,

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use rhai::Dynamic;
 use serde::{Deserialize, Serialize};
-use sparrow_generator::scan::{Owners, Source};
 use sparrow_host::runtime::UnitSnapshot;
 use sparrow_isolate::{Failure, Limits, Worker};
 use sparrow_lang::{value, Facts};
 use sparrow_policy::{Desired, Prop};
+use sparrow_source::{Owners, Source};
 
 use crate::spec::Spec;
 use crate::worker::{Evaluated, Request, SourceLoaded, ROLE};
@@ -296,7 +296,7 @@ impl Proc {
         };
         for i in list {
             let r: SourceLoaded = w
-                .recv(sparrow_generator::HARD_LIMIT)
+                .recv(sparrow_isolate::hard_limit(sparrow_lang::WALL_CLOCK))
                 .map_err(|f| (Some(i), f))?;
             out.specs.extend(r.specs);
             out.problems.extend(r.problems);
@@ -316,7 +316,7 @@ impl Proc {
         let limit = self.cfg.limit;
         // The process enforces `limit` itself; this catches what it cannot
         // interrupt (time inside one native call).
-        let hard = (limit * 3 / 2).max(Duration::from_millis(500));
+        let hard = sparrow_isolate::hard_limit(limit).max(Duration::from_millis(500));
         let mut i = 0;
         while i < units.len() {
             self.ensure();

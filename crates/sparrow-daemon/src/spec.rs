@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use sparrow_lang::schema::RtValue;
 use sparrow_lang::value::Size;
 use sparrow_lang::UnitDecl;
 use sparrow_policy::{Prop, Threshold};
@@ -40,26 +39,18 @@ pub struct Spec {
     pub dynamic: Vec<Prop>,
 }
 
-fn duration_ms(v: Option<&RtValue>) -> Option<u64> {
-    match v {
-        Some(RtValue::Duration(_, usec)) => Some(usec / 1000),
-        _ => None,
-    }
-}
-
 /// A threshold as written (`"100M"`, `"10%"`) for a property, in the units
 /// the policy compares: bytes, µs per s, weight, tasks, CPUs. For
 /// `cpu_quota` a number or percentage is in percentage points of one CPU;
 /// elsewhere a percentage is relative to the live value.
-pub fn threshold(prop: Prop, v: &RtValue) -> Option<Threshold> {
-    let RtValue::Size(size) = v else { return None };
-    Some(match (prop, size) {
+pub fn threshold(prop: Prop, size: &Size) -> Threshold {
+    match (prop, size) {
         (_, Size::Infinity) => Threshold::Abs(u64::MAX),
         (Prop::CpuQuota, Size::Bytes(n)) => Threshold::Abs(n.saturating_mul(10_000)),
         (Prop::CpuQuota, Size::Percent(p)) => Threshold::Abs((p * 10_000.0).round() as u64),
         (_, Size::Bytes(n)) => Threshold::Abs(*n),
         (_, Size::Percent(p)) => Threshold::Rel(p / 100.0),
-    })
+    }
 }
 
 /// The spec for a declared unit, or `None` when nothing about it changes
@@ -68,13 +59,10 @@ pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
     if decl.name.is_template() {
         return None;
     }
-    let monitor = decl.runtime.get("monitor");
-    let hooks = decl.runtime.get("hooks");
-    let resources = monitor
-        .and_then(|m| m.get("resources"))
-        .or_else(|| hooks.and_then(|h| h.get("resources")))
-        .is_some();
-    let dynamic: Vec<Prop> = decl
+    let rt = &decl.runtime;
+    let monitor = &rt.monitor;
+    let resources = monitor.resources.is_some();
+    let dynamic: Vec<Prop> = rt
         .dynamic
         .iter()
         .filter_map(|(k, _)| Prop::from_key(k))
@@ -82,30 +70,21 @@ pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
     if !resources && dynamic.is_empty() {
         return None;
     }
-    let mut thresholds = BTreeMap::new();
-    if let Some(RtValue::Map(m)) = monitor.and_then(|m| m.get("change_threshold")) {
-        for (k, v) in m {
-            if let Some(p) = Prop::from_key(k) {
-                if let Some(t) = threshold(p, v) {
-                    thresholds.insert(p, t);
-                }
-            }
-        }
-    }
-    let cap = match monitor.and_then(|m| m.get("max_changes_per_minute")) {
-        Some(RtValue::Int(n)) => usize::try_from(*n).unwrap_or(DEFAULT_UNIT_CAP),
-        _ => DEFAULT_UNIT_CAP,
-    };
+    let thresholds = monitor
+        .change_threshold
+        .iter()
+        .filter_map(|(k, v)| Prop::from_key(k).map(|p| (p, threshold(p, v))))
+        .collect();
+    let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
     Some(Spec {
         unit: decl.name.to_string(),
         source: PathBuf::from(&decl.source),
         line: decl.line,
-        interval_ms: duration_ms(monitor.and_then(|m| m.get("interval")))
-            .unwrap_or(DEFAULT_INTERVAL_MS)
-            .max(100),
-        min_dwell_ms: duration_ms(monitor.and_then(|m| m.get("min_dwell")))
-            .unwrap_or(DEFAULT_MIN_DWELL_MS),
-        max_changes_per_minute: cap,
+        interval_ms: ms(monitor.interval).unwrap_or(DEFAULT_INTERVAL_MS).max(100),
+        min_dwell_ms: ms(monitor.min_dwell).unwrap_or(DEFAULT_MIN_DWELL_MS),
+        max_changes_per_minute: monitor
+            .max_changes_per_minute
+            .map_or(DEFAULT_UNIT_CAP, |n| n as usize),
         thresholds,
         resources,
         dynamic,

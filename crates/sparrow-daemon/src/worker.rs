@@ -13,14 +13,12 @@ use std::time::{Duration, Instant};
 
 use rhai::Map;
 use serde::{Deserialize, Serialize};
-use sparrow_generator::scan::Owners;
-use sparrow_generator::{load_text, LibCache};
 use sparrow_host::runtime::{RealRuntime, UnitSnapshot, Units};
 use sparrow_host::RealHost;
 use sparrow_isolate::Channel;
-use sparrow_lang::schema::{self, RtValue};
 use sparrow_lang::{keys, value, Closure, Facts, Loader};
 use sparrow_policy::{Desired, Prop};
+use sparrow_source::{load_text, LibCache, Owners};
 
 use crate::eval::{desired, SourceText};
 use crate::spec::{spec_of, Spec};
@@ -194,13 +192,9 @@ fn load_one(
     }
     for decl in &loaded.units {
         let Some(spec) = spec_of(decl) else { continue };
-        let resources = ["monitor", "hooks"].iter().find_map(|k| {
-            match decl.runtime.get(*k).and_then(|m| m.get("resources")) {
-                Some(RtValue::Closure(c)) => Some(c.clone()),
-                _ => None,
-            }
-        });
+        let resources = decl.runtime.monitor.resources.clone();
         let dynamic = decl
+            .runtime
             .dynamic
             .iter()
             .filter_map(|(k, c)| Prop::from_key(k).map(|p| (p, c.clone())))
@@ -248,7 +242,7 @@ fn evaluate(
         };
         for (k, v) in &map {
             let prop = keys::lookup(k)
-                .filter(|spec| schema::is_resource(spec))
+                .filter(|spec| keys::is_resource(spec))
                 .and_then(|spec| Prop::from_key(spec.name))
                 .ok_or_else(|| {
                     (

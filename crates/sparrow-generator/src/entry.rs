@@ -12,9 +12,9 @@ use sparrow_host::RealHost;
 use sparrow_lang::{Diagnostic, Host, Severity};
 
 use crate::log::{Level, Logger};
-use crate::paths::{self, Mode};
-use crate::scan::Refused;
-use crate::{generate, scan, write, Generated, Isolation, Options, Sink};
+use crate::{generate, write, Generated, Isolation, Options, Sink};
+use sparrow_source::Refused;
+use sparrow_source::{paths::Mode, Owners};
 
 /// Whether a program name is one the generator is installed under.
 pub fn is_generator_name(argv0: &Path) -> bool {
@@ -77,16 +77,13 @@ fn run(logger: &Logger, args: Vec<OsString>) -> u8 {
         );
         ok = false;
     }
-    let (mut sources, mut refused) = scan::definitions(&paths::search_path(mode, &env));
-    let (shebangs, odd) = scan::shebang_units(&paths::unit_root(mode, &env));
-    sources.extend(shebangs);
-    refused.extend(odd);
+    let (sources, refused) = sparrow_source::find(mode, &env);
     for r in &refused {
         logger.log(Level::Error, &format!("{}: {}", r.path.display(), r.reason));
     }
     ok &= refused.is_empty();
     let opts = Options {
-        owners: scan::Owners::for_generator(),
+        owners: Owners::for_generator(),
         workers: Options::default_workers(),
         isolation: Isolation::this_binary(),
     };

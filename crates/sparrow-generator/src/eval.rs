@@ -2,20 +2,15 @@
 //!
 //! This is the code that runs user definitions, so in the generator and
 //! the CLI it runs inside an evaluator process (see `supervise`); the
-//! results cross back as [`Outcome`]s. The daemon's evaluator processes
-//! use [`load_text`] with a runtime loader.
+//! results cross back as [`Outcome`]s.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sparrow_lang::{Diagnostic, Facts, Host, Loaded, Loader, ModuleSource, ModuleText, Severity};
-use sparrow_unit::UnitName;
+use sparrow_lang::{Diagnostic, Facts, Loader, Severity};
+use sparrow_source::{load_text, read_source, LibCache, Owners, Refused, Source, SourceKind};
 
-use crate::scan::{self, Owners, Refused, Source, SourceKind};
 use crate::Generated;
 
 /// What one source became.
@@ -27,119 +22,6 @@ pub enum Outcome {
     Failed(Vec<Diagnostic>),
     /// The source was not evaluated (unreadable, unsafe, unsupported).
     Refused(Refused),
-}
-
-/// User modules from `DIR/lib/NAME.sparrow`, read once per evaluator.
-struct DirModules {
-    lib: PathBuf,
-    owners: Owners,
-    cache: RefCell<HashMap<String, Result<Option<ModuleText>, String>>>,
-    /// Owner-rule warnings not yet reported ([`Owners::Warn`]).
-    warnings: RefCell<Vec<Diagnostic>>,
-}
-
-impl ModuleSource for DirModules {
-    fn module(&self, name: &str) -> Result<Option<ModuleText>, String> {
-        if let Some(hit) = self.cache.borrow().get(name) {
-            return hit.clone();
-        }
-        let path = self.lib.join(format!("{name}.sparrow"));
-        let result = match scan::read_source(&path, self.owners) {
-            Ok(t) => {
-                if let Some(w) = t.warning {
-                    self.warnings.borrow_mut().push(warning(&path, w));
-                }
-                Ok(Some(ModuleText { path, text: t.text }))
-            }
-            Err(e) if e.not_found => Ok(None),
-            Err(e) => Err(format!("{}: {}", path.display(), e.reason)),
-        };
-        self.cache
-            .borrow_mut()
-            .insert(name.to_string(), result.clone());
-        result
-    }
-}
-
-fn warning(path: &Path, message: String) -> Diagnostic {
-    Diagnostic {
-        severity: Severity::Warning,
-        file: path.to_path_buf(),
-        line: 0,
-        col: 0,
-        len: 1,
-        message,
-        help: None,
-    }
-}
-
-/// Lets an `Arc` host serve a thread-local loader, which wants an `Rc`.
-pub struct SharedHost(pub Arc<dyn Host + Send + Sync>);
-
-impl Host for SharedHost {
-    fn facts(&self) -> &sparrow_lang::Facts {
-        self.0.facts()
-    }
-    fn env(&self, name: &str) -> Option<String> {
-        self.0.env(name)
-    }
-    fn file_exists(&self, path: &str) -> bool {
-        self.0.file_exists(path)
-    }
-}
-
-/// Modules from `lib/` beside each definition, cached per directory: one
-/// per loader, reused for every source it loads.
-#[derive(Default)]
-pub struct LibCache {
-    libs: HashMap<PathBuf, Rc<DirModules>>,
-}
-
-impl LibCache {
-    fn for_source(&mut self, path: &Path, owners: Owners) -> Rc<DirModules> {
-        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-        self.libs
-            .entry(dir.clone())
-            .or_insert_with(|| {
-                Rc::new(DirModules {
-                    lib: dir.join("lib"),
-                    owners,
-                    cache: RefCell::default(),
-                    warnings: RefCell::default(),
-                })
-            })
-            .clone()
-    }
-}
-
-/// Evaluates one source whose text was already read: the one way sources
-/// are loaded, for the generator and for the daemon (whose loader has
-/// runtime functions). `owners` applies to the `lib/` modules it imports.
-pub fn load_text(
-    loader: &Loader,
-    libs: &mut LibCache,
-    src: &Source,
-    text: &str,
-    owners: Owners,
-) -> Result<Loaded, Refused> {
-    let refuse = |reason: String| Refused {
-        path: src.path.clone(),
-        reason,
-    };
-    let lib = libs.for_source(&src.path, owners);
-    let mut loaded = match src.kind {
-        SourceKind::RakuShebang => return Err(refuse(
-            "is a #!raku/#!sparrow6 unit: the Raku bridge is not part of this version, so it was not translated".into(),
-        )),
-        SourceKind::Shebang => {
-            let base = src.path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let name = UnitName::parse(base).map_err(|e| refuse(format!("the file name is not a unit name: {e}")))?;
-            loader.load_unit_file(&src.path, text, &name, lib.clone())
-        }
-        SourceKind::Definition => loader.load(&src.path, text, lib.clone()),
-    };
-    loaded.diagnostics.append(&mut lib.warnings.borrow_mut());
-    Ok(loaded)
 }
 
 /// Evaluates sources one by one with one loader (one Rhai engine).
@@ -165,7 +47,7 @@ impl Evaluator {
         let (text, warn) = if src.kind == SourceKind::RakuShebang {
             (String::new(), None)
         } else {
-            match scan::read_source(&src.path, self.owners) {
+            match read_source(&src.path, self.owners) {
                 Ok(t) => (t.text, t.warning),
                 Err(e) => {
                     return Outcome::Refused(Refused {
@@ -198,5 +80,17 @@ impl Evaluator {
             })
             .collect();
         Outcome::Units(units, loaded.diagnostics)
+    }
+}
+
+fn warning(path: &Path, message: String) -> Diagnostic {
+    Diagnostic {
+        severity: Severity::Warning,
+        file: path.to_path_buf(),
+        line: 0,
+        col: 0,
+        len: 1,
+        message,
+        help: None,
     }
 }

@@ -15,8 +15,6 @@
 pub mod entry;
 pub mod eval;
 pub mod log;
-pub mod paths;
-pub mod scan;
 mod supervise;
 pub mod worker;
 pub mod write;
@@ -28,10 +26,10 @@ use serde::{Deserialize, Serialize};
 use sparrow_lang::{Diagnostic, Facts, Install};
 use sparrow_unit::UnitName;
 
-pub use eval::{load_text, LibCache, Outcome, SharedHost};
+pub use eval::Outcome;
 pub use supervise::HARD_LIMIT;
 
-use scan::{Owners, Refused, Source};
+use sparrow_source::{Owners, Refused, Source};
 
 /// Where definitions are evaluated.
 #[derive(Debug, Clone, PartialEq, Eq)]

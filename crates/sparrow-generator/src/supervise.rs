@@ -17,8 +17,8 @@ use sparrow_isolate::{Failure, Limits, Worker};
 use sparrow_lang::{Diagnostic, Severity};
 
 use crate::eval::Outcome;
-use crate::scan::Source;
 use crate::worker::{Request, ROLE};
+use sparrow_source::Source;
 
 /// Sources sent to a process at once.
 const BATCH: usize = 16;
@@ -262,7 +262,7 @@ fn crashed(src: &Source, f: &Failure) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::SourceKind;
+    use sparrow_source::SourceKind;
     use std::os::unix::fs::PermissionsExt;
 
     /// An "evaluator" that answers the first source of each batch it gets,
@@ -290,7 +290,7 @@ mod tests {
     fn outcomes(exe: &Path, n: usize) -> Vec<Result<(), String>> {
         let init = Request::Init {
             facts: sparrow_lang::FixedHost::debian().facts,
-            owners: crate::scan::Owners::Any,
+            owners: sparrow_source::Owners::Any,
         };
         let mut got = Vec::new();
         run(&sources(n), &init, exe, 1, &mut |i, o| {

@@ -10,7 +10,7 @@ use sparrow_isolate::Channel;
 use sparrow_lang::Facts;
 
 use crate::eval::Evaluator;
-use crate::scan::{Owners, Source};
+use sparrow_source::{Owners, Source};
 
 /// The role name an entry point passes to [`serve`].
 pub const ROLE: &str = "generate";

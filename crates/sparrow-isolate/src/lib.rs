@@ -31,3 +31,10 @@ pub const ARG0: &str = "sparrow-evaluator";
 /// The longest message either side accepts (a definition's units, or a
 /// batch of definitions' texts).
 pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// How long to wait for a child working under a soft time limit `soft`
+/// (which its own code enforces where it can) before killing it: half as
+/// long again, for the time spent where it cannot (inside one native call).
+pub fn hard_limit(soft: std::time::Duration) -> std::time::Duration {
+    soft * 3 / 2
+}

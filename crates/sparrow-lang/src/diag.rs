@@ -239,18 +239,18 @@ fn describe(err: &EvalAltResult) -> (String, Option<String>, Option<String>) {
         }
         E::ErrorParsing(kind, _) => (format!("syntax error: {kind}"), None, None),
         E::ErrorTooManyOperations(_) => (
-            format!("evaluation exceeded {} operations", crate::engine::MAX_OPERATIONS),
+            format!("evaluation exceeded {} operations", crate::limits::MAX_OPERATIONS),
             Some("definitions run at every boot and must be quick; is there an endless loop?".into()),
             None,
         ),
         E::ErrorTerminated(_, _) => (
-            format!("evaluation exceeded the wall-clock limit of {} ms", crate::engine::WALL_CLOCK.as_millis()),
+            format!("evaluation exceeded the wall-clock limit of {} ms", crate::limits::WALL_CLOCK.as_millis()),
             Some("definitions run at every boot and must be quick; is there an endless loop?".into()),
             None,
         ),
         E::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split([' ', '(']).next().unwrap_or(sig);
-            let help = crate::keys::closest(name, crate::engine::function_names())
+            let help = crate::names::closest(name, crate::limits::function_names())
                 .filter(|c| *c != name)
                 .map(|c| format!("did you mean {c}()?"))
                 .or_else(|| Some("see the functions in the definitions reference (docs/language.md)".into()));
@@ -284,4 +284,12 @@ pub fn from_parse(err: &rhai::ParseError, source: &str) -> Diagnostic {
         message: format!("syntax error: {}", err.0),
         help: None,
     }
+}
+pub(crate) fn err(msg: impl Into<String>, help: Option<&str>, pos: Position) -> Box<EvalAltResult> {
+    ScriptError {
+        message: msg.into(),
+        help: help.map(str::to_string),
+        key: None,
+    }
+    .into_rhai(pos)
 }

@@ -4,6 +4,7 @@
 //! [`Host`]. The real one lives in `sparrow-host`; tests use [`FixedHost`].
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -126,4 +127,28 @@ pub trait RuntimeHost: Send + Sync {
     fn read_file(&self, path: &str) -> Result<String, String>;
     /// A message from a closure about `unit`.
     fn log(&self, unit: &str, message: &str);
+}
+/// Where `import "name"` finds user modules.
+pub trait ModuleSource {
+    /// The user module `name` (from `lib/` beside the definition), `Ok(None)`
+    /// when there is none, or an error message (unreadable, unsafe owner).
+    fn module(&self, name: &str) -> Result<Option<ModuleText>, String>;
+}
+
+/// A module's text and where it came from.
+#[derive(Debug, Clone)]
+pub struct ModuleText {
+    /// Its path, used in diagnostics.
+    pub path: PathBuf,
+    /// Its source.
+    pub text: String,
+}
+
+/// No user modules: only the built-in library.
+pub struct NoModules;
+
+impl ModuleSource for NoModules {
+    fn module(&self, _name: &str) -> Result<Option<ModuleText>, String> {
+        Ok(None)
+    }
 }

@@ -71,16 +71,9 @@ pub enum Kind {
     Duration,
     /// One or several time spans, one line each.
     Durations,
-    /// Bytes: `"512M"`, `2.GB`, an integer, `"infinity"` or a percentage of RAM.
-    Size,
-    /// A percentage: `"150%"`, or an integer meaning percent.
-    Percent,
-    /// A weight 1..=10000 (`"idle"` is accepted for CPU).
-    Weight,
-    /// A count, a percentage, or `"infinity"`.
-    TasksMax,
-    /// A CPU list: `"0-3,6"` or an array of CPU numbers.
-    CpuSet,
+    /// A resource-control value, read with [`crate::value::resource`] both
+    /// when the unit is rendered and when the daemon applies it live.
+    Resource(ResourceKind),
     /// An integer in a range.
     Int(i64, i64),
     /// `true`/`false`, written `yes`/`no`.
@@ -159,7 +152,9 @@ macro_rules! key {
     };
 }
 
-use crate::schema;
+pub use crate::names::{closest, normalize};
+use crate::value::ResourceKind;
+use crate::{schema, shapes};
 use Kind::*;
 
 /// Every key, in the order directives are written within a section.
@@ -199,16 +194,16 @@ pub static KEYS: &[KeySpec] = &[
     key!("notify_access", Service, Service, "NotifyAccess", Enum(NOTIFY_ACCESS), "Who may send sd_notify messages"),
     key!("kill_mode", Service, Service, "KillMode", Enum(KILL_MODES), "Which processes are killed on stop"),
     key!("oom_score_adjust" | "oom_score", Service, Service, "OOMScoreAdjust", Int(-1000, 1000), "OOM killer preference, -1000..1000"),
-    key!("memory_min", Service, Service, "MemoryMin", Size, "Memory protected from reclaim"),
-    key!("memory_low", Service, Service, "MemoryLow", Size, "Memory protected unless the host is short"),
-    key!("memory_high", Service, Service, "MemoryHigh", Size, "Throttle above this"),
-    key!("memory_max", Service, Service, "MemoryMax", Size, "Hard memory limit"),
-    key!("memory_swap_max", Service, Service, "MemorySwapMax", Size, "Swap limit"),
-    key!("cpu_quota", Service, Service, "CPUQuota", Percent, "CPU time limit (`\"150%\"` = 1.5 CPUs)"),
-    key!("cpu_weight", Service, Service, "CPUWeight", Weight, "CPU share, 1..10000 (`\"idle\"`)"),
-    key!("io_weight", Service, Service, "IOWeight", Weight, "IO share, 1..10000"),
-    key!("tasks_max", Service, Service, "TasksMax", TasksMax, "Process/thread limit"),
-    key!("allowed_cpus", Service, Service, "AllowedCPUs", CpuSet, "CPUs the service may use"),
+    key!("memory_min", Service, Service, "MemoryMin", Resource(ResourceKind::Size), "Memory protected from reclaim"),
+    key!("memory_low", Service, Service, "MemoryLow", Resource(ResourceKind::Size), "Memory protected unless the host is short"),
+    key!("memory_high", Service, Service, "MemoryHigh", Resource(ResourceKind::Size), "Throttle above this"),
+    key!("memory_max", Service, Service, "MemoryMax", Resource(ResourceKind::Size), "Hard memory limit"),
+    key!("memory_swap_max", Service, Service, "MemorySwapMax", Resource(ResourceKind::Size), "Swap limit"),
+    key!("cpu_quota", Service, Service, "CPUQuota", Resource(ResourceKind::Quota), "CPU time limit (`\"150%\"` = 1.5 CPUs)"),
+    key!("cpu_weight", Service, Service, "CPUWeight", Resource(ResourceKind::Weight { idle: true }), "CPU share, 1..10000 (`\"idle\"`)"),
+    key!("io_weight", Service, Service, "IOWeight", Resource(ResourceKind::Weight { idle: false }), "IO share, 1..10000"),
+    key!("tasks_max", Service, Service, "TasksMax", Resource(ResourceKind::Tasks), "Process/thread limit"),
+    key!("allowed_cpus", Service, Service, "AllowedCPUs", Resource(ResourceKind::Cpus), "CPUs the service may use"),
     key!("service_section", Service, Service, "", Raw, "Raw `[Service]` directives (`LimitNOFILE: 65536`)"),
     key!("on_calendar", Timer, Timer, "OnCalendar", Lines, "Calendar events (`\"daily\"`, `\"Mon *-*-* 03:00\"`)"),
     key!("on_boot_sec", Timer, Timer, "OnBootSec", Durations, "Time after boot"),
@@ -225,19 +220,14 @@ pub static KEYS: &[KeySpec] = &[
     key!("upheld_by", Both, Install, "UpheldBy", Units, "Enable: a `.upholds/` symlink is generated (not written as `UpheldBy=`, which systemd 252 does not know)"),
     key!("alias", Both, Install, "Alias", Units, "Other names: alias symlinks are generated"),
     key!("install_section", Both, Install, "", Raw, "Raw `[Install]` directives (no symlinks are made for these)"),
-    key!("orchestration", Service, Service, "", Runtime(&schema::ORCHESTRATION), "`requires`: dependencies computed at generation time; `startup_sequence`: steps run before start"),
-    key!("hooks", Service, Service, "", Runtime(&schema::HOOKS), "Closures run around start and stop"),
-    key!("monitor" | "monitoring", Service, Service, "", Runtime(&schema::MONITOR), "Periodic re-evaluation of resources and patterns"),
-    key!("health" | "health_check", Service, Service, "", Runtime(&schema::HEALTH), "Health checks and what to do on failure"),
-    key!("kernel_monitoring" | "pressure", Service, Service, "", Runtime(&schema::KERNEL), "PSI and cgroup memory triggers"),
-    key!("pressure_response", Service, Service, "", Runtime(&schema::PRESSURE_RESPONSE), "Closure called on kernel pressure events"),
-    key!("adaptive_resources", Service, Service, "", Runtime(&schema::ADAPTIVE), "Strategy closure called on kernel signals"),
+    key!("orchestration", Service, Service, "", Runtime(&shapes::ORCHESTRATION), "`requires`: dependencies computed at generation time; `startup_sequence`: steps run before start"),
+    key!("hooks", Service, Service, "", Runtime(&shapes::HOOKS), "Closures run around start and stop"),
+    key!("monitor" | "monitoring", Service, Service, "", Runtime(&shapes::MONITOR), "Periodic re-evaluation of resources and patterns"),
+    key!("health" | "health_check", Service, Service, "", Runtime(&shapes::HEALTH), "Health checks and what to do on failure"),
+    key!("kernel_monitoring" | "pressure", Service, Service, "", Runtime(&shapes::KERNEL), "PSI and cgroup memory triggers"),
+    key!("pressure_response", Service, Service, "", Runtime(&shapes::PRESSURE_RESPONSE), "Closure called on kernel pressure events"),
+    key!("adaptive_resources", Service, Service, "", Runtime(&shapes::ADAPTIVE), "Strategy closure called on kernel signals"),
 ];
-
-/// `"after-service"` → `after_service`.
-pub fn normalize(raw: &str) -> String {
-    raw.replace('-', "_")
-}
 
 /// FNV-1a: key names are short and trusted, so a simple hash beats
 /// SipHash here (lookups run for every key of every declaration).
@@ -301,39 +291,11 @@ pub fn order(spec: &KeySpec) -> usize {
     }
 }
 
-/// The closest of `candidates` to `word`, if it is close enough to be a typo.
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let word = normalize(word).to_ascii_lowercase();
-    let limit = (word.chars().count() / 3).max(2);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(&word, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 /// The key names and aliases that apply to a unit kind, for suggestions.
 pub fn names_for(applies: Applies) -> impl Iterator<Item = &'static str> {
     KEYS.iter()
         .filter(move |k| k.applies == Applies::Both || k.applies == applies)
         .flat_map(|k| std::iter::once(k.name).chain(k.aliases.iter().copied()))
-}
-
-/// Levenshtein distance over chars; keys are short, so O(n·m) is fine.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 /// The reference table of every key, in Markdown (`docs/keys.md`).
@@ -378,9 +340,15 @@ pub fn reference_markdown() -> String {
     out
 }
 
+/// Whether a key is a resource-control property the daemon can change live.
+pub fn is_resource(k: &KeySpec) -> bool {
+    matches!(k.kind, Kind::Resource(_))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::edit_distance;
 
     #[test]
     fn names_are_unique_and_snake_case() {
@@ -420,6 +388,7 @@ mod tests {
 
     mod props {
         use super::super::*;
+        use crate::names::edit_distance;
         use proptest::prelude::*;
 
         fn all_spellings() -> Vec<&'static str> {

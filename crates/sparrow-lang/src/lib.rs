@@ -10,21 +10,32 @@
 //! sources through [`ModuleSource`]; writing files is the generator's job.
 #![deny(missing_docs)]
 
+mod checks;
 mod closure;
+mod declare;
 mod diag;
 mod engine;
+mod families;
 mod host;
 pub mod keys;
 pub mod library;
+mod limits;
 mod lower;
+mod modules;
+mod names;
+mod natives;
+pub mod runtime;
 pub mod schema;
+mod shapes;
+mod state;
+mod statics;
 pub mod value;
 
 pub use closure::Closure;
 pub use diag::{Diagnostic, ScriptError, Severity};
-pub use engine::{
-    function_names, Loaded, Loader, ModuleSource, ModuleText, NoModules, MAX_OPERATIONS,
-    SYSTEMD_PLUGINS, WALL_CLOCK,
+pub use engine::{Loaded, Loader};
+pub use host::{
+    Facts, FixedHost, Host, ModuleSource, ModuleText, NoModules, Psi, PsiLine, RuntimeHost,
 };
-pub use host::{Facts, FixedHost, Host, Psi, PsiLine, RuntimeHost};
+pub use limits::{function_names, MAX_OPERATIONS, SYSTEMD_PLUGINS, WALL_CLOCK};
 pub use lower::{Install, UnitDecl, UnitKind, HEADER};

@@ -9,14 +9,15 @@
 use std::collections::BTreeMap;
 
 use rhai::{Dynamic, FnPtr, Map};
-use sparrow_unit::{UnitFile, UnitName, UnitType, Value, Word};
+use sparrow_unit::{UnitFile, UnitName, UnitType, Value};
 
 use crate::closure::Closure;
-use crate::diag::Severity;
-use crate::engine::RawDecl;
+use crate::diag::{Place, Severity};
 use crate::keys::{self, Applies, KeySpec, Kind, Section};
-use crate::schema::{self, Closures, RtValue};
-use crate::value::{self, Issue, Str};
+use crate::runtime::RuntimeSpec;
+use crate::schema::{self, Context, RtValue};
+use crate::statics::{install_target, raw_section, static_values, Directives};
+use crate::value::Issue;
 
 /// Header line every generated unit starts with; tools use it to recognise
 /// units this project wrote.
@@ -29,6 +30,17 @@ pub enum UnitKind {
     Service,
     /// `timer(..)`
     Timer,
+}
+
+/// What `service()`, `timer()` and `task_run()` recorded, before validation.
+pub(crate) struct RawDecl {
+    pub kind: UnitKind,
+    pub name: Option<String>,
+    pub map: Map,
+    /// Keys whose value was a closure, evaluated now; the daemon re-evaluates.
+    pub dynamic: Vec<(String, Closure)>,
+    /// Where the declaring call is.
+    pub place: Place,
 }
 
 /// What `[Install]` asks for; the generator makes these symlinks.
@@ -55,11 +67,13 @@ pub struct UnitDecl {
     pub file: UnitFile,
     /// Symlinks to make.
     pub install: Install,
-    /// Runtime keys (canonical name → validated value), for the daemon.
-    pub runtime: BTreeMap<String, RtValue>,
-    /// Static keys whose value came from a closure (canonical name), with
-    /// the closure: the daemon re-evaluates these.
-    pub dynamic: Vec<(String, Closure)>,
+    /// What the daemon and the hook runner act on, typed.
+    pub runtime: RuntimeSpec,
+    /// Canonical names of the runtime keys present (`monitor`, `health`, ..).
+    pub runtime_keys: Vec<&'static str>,
+    /// Canonical names of the static keys whose value came from a closure
+    /// (the resource keys among them are in `runtime.dynamic`).
+    pub dynamic_keys: Vec<&'static str>,
     /// Source name of the declaring call.
     pub source: String,
     /// Line of the declaring call.
@@ -80,277 +94,22 @@ pub(crate) struct Lowered {
 
 struct Resolver<'a>(&'a dyn Fn(&FnPtr) -> Option<Closure>);
 
-impl Closures for Resolver<'_> {
+impl Context for Resolver<'_> {
     fn resolve(&self, f: &FnPtr) -> Option<Closure> {
         (self.0)(f)
     }
-}
-
-/// Reads unit names from a string (space-separated) or an array. With
-/// `default`, a name without a type suffix gets it (`nginx` → `nginx.service`).
-pub(crate) fn unit_names(v: &Dynamic, default: Option<UnitType>) -> Result<Vec<String>, Issue> {
-    let mut out = Vec::new();
-    for s in value::texts(v)? {
-        for token in s.text.split_whitespace() {
-            if s.raw {
-                out.push(token.to_string());
-                continue;
-            }
-            let parsed = match default {
-                Some(t) => UnitName::of_type(token, t),
-                None => UnitName::parse(token),
-            };
-            match parsed {
-                Ok(n) => out.push(n.to_string()),
-                Err(e) => {
-                    let mut issue = Issue::new(format!("{token:?} is not a unit name: {e}"));
-                    if default.is_none() && matches!(e, sparrow_unit::NameError::NoSuffix) {
-                        issue = issue.help(format!(
-                            "write the full name, such as \"{token}.service\" or \"{token}.target\" (after_service and after_target add the suffix for you)"
-                        ));
-                    }
-                    return Err(issue);
-                }
-            }
-        }
+    fn resource_key(&self, raw: &str) -> Option<&'static str> {
+        keys::lookup(raw)
+            .filter(|k| keys::is_resource(k))
+            .map(|k| k.name)
     }
-    if out.is_empty() {
-        return Err(Issue::new("expected at least one unit name"));
-    }
-    Ok(out)
-}
-
-fn text_value(s: Str) -> Value {
-    if s.raw {
-        Value::Verbatim(s.text)
-    } else {
-        Value::Text(s.text)
-    }
-}
-
-fn word(s: Str) -> Word {
-    if s.raw {
-        Word::Raw(s.text)
-    } else {
-        Word::Literal(s.text)
-    }
-}
-
-fn argv(items: &[Dynamic]) -> Result<Value, Issue> {
-    let words = items
-        .iter()
-        .map(|w| value::text(w).map(word))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Value::Argv(words))
-}
-
-/// One command: a string as written (systemd syntax) or an argv array.
-fn command(v: &Dynamic) -> Result<Value, Issue> {
-    if let Some(items) = value::array(v) {
-        if items.iter().any(|i| i.is_array()) {
-            return Err(Issue::new("expected one command, found an array of commands")
-                .help("exec_start is one command; put extra commands in exec_start_pre or exec_start_post"));
-        }
-        return argv(&items);
-    }
-    let s = value::text(v)?;
-    if s.text.trim().is_empty() {
-        return Err(Issue::new("the command is empty"));
-    }
-    Ok(Value::Verbatim(s.text))
-}
-
-/// Several commands: a string, an array of strings, or an array of argvs.
-fn commands(v: &Dynamic) -> Result<Vec<Value>, Issue> {
-    match value::array(v) {
-        Some(items) => items
+    fn resource_keys(&self) -> Vec<&'static str> {
+        keys::KEYS
             .iter()
-            .map(|item| match value::array(item) {
-                Some(words) => argv(&words),
-                None => command(item),
-            })
-            .collect(),
-        None => Ok(vec![command(v)?]),
+            .filter(|k| keys::is_resource(k))
+            .map(|k| k.name)
+            .collect()
     }
-}
-
-fn path(v: &Dynamic, dash: bool, tilde: bool) -> Result<Value, Issue> {
-    let s = value::text(v)?;
-    let body = if dash {
-        s.text.strip_prefix('-').unwrap_or(&s.text)
-    } else {
-        &s.text
-    };
-    let ok = body.starts_with('/') || (tilde && (body == "~" || body.starts_with("~/"))) || s.raw;
-    if !ok {
-        return Err(Issue::new(format!("{:?} is not an absolute path", s.text)));
-    }
-    Ok(text_value(s))
-}
-
-fn check_token(s: &Str) -> Result<(), Issue> {
-    if s.text.is_empty() || s.text.chars().any(char::is_whitespace) {
-        return Err(Issue::new(format!(
-            "{:?} must be one word without spaces",
-            s.text
-        )));
-    }
-    Ok(())
-}
-
-/// Converts one static key's value to the directive values it writes.
-fn static_values(spec: &KeySpec, v: &Dynamic) -> Result<Vec<Value>, Issue> {
-    let one = |x: Value| Ok(vec![x]);
-    match spec.kind {
-        Kind::Text => one(text_value(value::text(v)?)),
-        Kind::Token => {
-            let s = value::text(v)?;
-            check_token(&s)?;
-            one(text_value(s))
-        }
-        Kind::Tokens => {
-            let mut items = Vec::new();
-            for s in value::texts(v)? {
-                for t in s.text.split_whitespace() {
-                    items.push(if s.raw {
-                        t.to_string()
-                    } else {
-                        t.replace('%', "%%")
-                    });
-                }
-            }
-            one(Value::List(items))
-        }
-        Kind::Lines => value::texts(v)?
-            .into_iter()
-            .map(|s| {
-                if s.text.trim().is_empty() {
-                    Err(Issue::new("empty value"))
-                } else {
-                    Ok(Value::Verbatim(s.text))
-                }
-            })
-            .collect(),
-        Kind::Units => one(Value::List(unit_names(v, None)?)),
-        Kind::UnitsOf(t) => one(Value::List(unit_names(v, Some(t))?)),
-        Kind::UnitName => {
-            let names = unit_names(v, None)?;
-            if names.len() != 1 {
-                return Err(Issue::new("expected one unit name"));
-            }
-            one(Value::List(names))
-        }
-        Kind::Command => one(command(v)?),
-        Kind::Commands => commands(v),
-        Kind::Enum(allowed) => one(Value::Verbatim(value::one_of(v, allowed)?.to_string())),
-        Kind::Duration => one(Value::Verbatim(value::duration(v)?.0)),
-        Kind::Durations => match value::array(v) {
-            Some(items) => items
-                .iter()
-                .map(|i| Ok(Value::Verbatim(value::duration(i)?.0)))
-                .collect(),
-            None => one(Value::Verbatim(value::duration(v)?.0)),
-        },
-        Kind::Size => one(Value::Verbatim(value::size(v)?.render())),
-        Kind::Percent => one(Value::Verbatim(value::render_percent(value::percent(v)?))),
-        Kind::Weight => {
-            if spec.directive == "CPUWeight" && v.clone().into_string().is_ok_and(|s| s == "idle") {
-                return one(Value::Verbatim("idle".into()));
-            }
-            one(Value::Verbatim(value::integer(v, 1, 10_000)?.to_string()))
-        }
-        Kind::TasksMax => {
-            if let Ok(n) = v.as_int() {
-                return one(Value::Verbatim(
-                    value::integer(&Dynamic::from(n), 1, i64::MAX)?.to_string(),
-                ));
-            }
-            match value::size(v)? {
-                value::Size::Infinity => one(Value::Verbatim("infinity".into())),
-                value::Size::Percent(p) => one(Value::Verbatim(value::render_percent(p))),
-                value::Size::Bytes(n) => one(Value::Verbatim(n.to_string())),
-            }
-        }
-        Kind::CpuSet => {
-            let text = match value::array(v) {
-                Some(items) => items
-                    .iter()
-                    .map(|i| value::integer(i, 0, 8191).map(|n| n.to_string()))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .join(" "),
-                None => value::text(v)?.text,
-            };
-            let ok = !text.trim().is_empty()
-                && text
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || matches!(c, ',' | '-' | ' '));
-            if !ok {
-                return Err(Issue::new(format!("{text:?} is not a CPU list"))
-                    .help("write it like \"0-3,6\" or [0, 1]"));
-            }
-            one(Value::Verbatim(text))
-        }
-        Kind::Int(min, max) => one(Value::Verbatim(value::integer(v, min, max)?.to_string())),
-        Kind::Bool => one(Value::Verbatim(
-            if value::boolean(v)? { "yes" } else { "no" }.into(),
-        )),
-        Kind::Path { dash, tilde } => one(path(v, dash, tilde)?),
-        Kind::Paths => match value::array(v) {
-            Some(items) => items.iter().map(|i| path(i, true, false)).collect(),
-            None => one(path(v, true, false)?),
-        },
-        Kind::Env => {
-            let Some(map) = v.read_lock::<Map>() else {
-                return Err(Issue::new(format!(
-                    "expected a map of variables, found {}",
-                    value::type_name(v)
-                ))
-                .help("env: #{ RUST_LOG: \"info\", PORT: 8080 }"));
-            };
-            map.iter()
-                .map(|(k, val)| Ok(Value::Env(k.to_string(), word(value::text(val)?))))
-                .collect()
-        }
-        Kind::Raw | Kind::Runtime(_) | Kind::Name => Ok(Vec::new()),
-    }
-}
-
-/// Reads a raw pass-through section: directive → string, number, bool,
-/// `raw(..)` or an array of those (one line each).
-/// Directives of a raw section: name and the values it writes.
-type Directives = Vec<(String, Vec<Value>)>;
-
-fn raw_section(v: &Dynamic) -> Result<Directives, (Option<String>, Issue)> {
-    let Some(map) = v.read_lock::<Map>() else {
-        return Err((
-            None,
-            Issue::new(format!(
-                "expected a map of directives, found {}",
-                value::type_name(v)
-            ))
-            .help("service_section: #{ LimitNOFILE: 65536 }"),
-        ));
-    };
-    let mut out = Vec::new();
-    for (k, val) in map.iter() {
-        let one = |x: &Dynamic| -> Result<Value, Issue> {
-            if let Ok(b) = x.as_bool() {
-                return Ok(Value::Verbatim(if b { "yes" } else { "no" }.into()));
-            }
-            if x.is_fnptr() {
-                return Err(Issue::new("closures are not supported in raw sections")
-                    .help("use a static key, or compute the value before the declaration"));
-            }
-            Ok(Value::Verbatim(value::text(x)?.text))
-        };
-        let values = match value::array(val) {
-            Some(items) => items.iter().map(one).collect::<Result<Vec<_>, _>>(),
-            None => one(val).map(|x| vec![x]),
-        }
-        .map_err(|i| (Some(k.to_string()), i))?;
-        out.push((k.to_string(), values));
-    }
-    Ok(out)
 }
 
 fn section_name(spec: &KeySpec, kind: UnitKind) -> &'static str {
@@ -602,18 +361,32 @@ pub(crate) fn lower(
 
     let unit = (problems.iter().all(|p| p.severity != Severity::Error))
         .then(|| {
-            name.map(|name| UnitDecl {
-                name,
-                file,
-                install,
-                runtime,
-                dynamic: d
+            name.map(|name| {
+                let dynamic: Vec<(&'static KeySpec, &Closure)> = d
                     .dynamic
                     .iter()
-                    .filter_map(|(k, f)| keys::lookup(k).map(|s| (s.name.to_string(), f.clone())))
-                    .collect(),
-                source: d.place.source.clone(),
-                line: d.place.pos.line().unwrap_or(0),
+                    .filter_map(|(k, f)| keys::lookup(k).map(|s| (s, f)))
+                    .collect();
+                let live = dynamic
+                    .iter()
+                    .filter(|(s, _)| keys::is_resource(s))
+                    .map(|(s, f)| (s.name, (*f).clone()))
+                    .collect();
+                let names = |m: &BTreeMap<String, RtValue>| {
+                    m.keys()
+                        .filter_map(|k| keys::lookup(k).map(|s| s.name))
+                        .collect()
+                };
+                UnitDecl {
+                    name,
+                    file,
+                    install,
+                    runtime_keys: names(&runtime),
+                    runtime: RuntimeSpec::from_validated(&runtime, live),
+                    dynamic_keys: dynamic.iter().map(|(s, _)| s.name).collect(),
+                    source: d.place.source.clone(),
+                    line: d.place.pos.line().unwrap_or(0),
+                }
             })
         })
         .flatten();
@@ -631,18 +404,6 @@ impl Install {
             _ => None,
         }
     }
-}
-
-/// The generator makes a symlink named after each install target (or in
-/// its `.wants/` directory), so each must be a plain unit name: `raw()`
-/// may keep specifiers elsewhere, but here nothing expands them, and a `/`
-/// would put a link outside the output directory.
-fn install_target(name: &str) -> Result<(), Issue> {
-    UnitName::parse(name).map(|_| ()).map_err(|e| {
-        Issue::new(format!("{name:?} cannot be an install target: {e}")).help(
-            "the generator creates this symlink itself, so write a plain unit name such as \"multi-user.target\" (specifiers such as %i are not expanded here)",
-        )
-    })
 }
 
 fn push(problems: &mut Vec<Problem>, key: Option<&str>, issue: Issue) {

@@ -12,7 +12,7 @@ use rhai::{Dynamic, FnPtr, Map};
 
 use crate::closure::Closure;
 
-use crate::keys::{self, closest};
+use crate::names::{closest, normalize};
 use crate::value::{self, Issue, Size};
 
 /// A named field of a map shape.
@@ -113,202 +113,24 @@ pub struct SchemaError {
     pub issue: Issue,
 }
 
-/// Finds the script a closure lives in (and so how many parameters it takes).
-pub trait Closures {
+/// What validation needs from the layers above: closures (to count their
+/// parameters) and the resource keys of the vocabulary (for threshold maps).
+/// The key table lives above this module, so it is asked, not imported.
+pub trait Context {
     /// The closure behind `f`, or `None` when its function cannot be found.
     fn resolve(&self, f: &FnPtr) -> Option<Closure>;
+    /// The canonical resource key spelled `raw`, if it is one.
+    fn resource_key(&self, raw: &str) -> Option<&'static str>;
+    /// Every resource key, for "did you mean".
+    fn resource_keys(&self) -> Vec<&'static str>;
 }
-
-const LEVELS: &[&str] = &["some", "full"];
-const SCOPES: &[&str] = &["service", "system"];
-const CHECK_TYPES: &[&str] = &["http", "tcp", "exec"];
-const ON_FAILURE: &[&str] = &["restart", "alert", "none"];
-
-macro_rules! field {
-    ($name:literal $(| $alias:literal)*, $shape:expr, $doc:literal) => {
-        Field { name: $name, aliases: &[$($alias),*], shape: $shape, doc: $doc }
-    };
-}
-
-/// `hooks`.
-pub static HOOKS: Shape = Shape::Map(&[
-    field!(
-        "pre_start",
-        Shape::Closure(0, 0),
-        "runs before start; throw or return false to fail the start"
-    ),
-    field!("post_start", Shape::Closure(0, 0), "runs after start"),
-    field!("pre_stop", Shape::Closure(0, 0), "runs before stop"),
-    field!("post_stop", Shape::Closure(0, 0), "runs after stop"),
-    field!(
-        "resources" | "resource_check",
-        Shape::Closure(0, 0),
-        "same as `monitor.resources`"
-    ),
-]);
-
-const STEP_LIST: Shape = Shape::List(&Shape::Step);
-
-/// `orchestration`.
-pub static ORCHESTRATION: Shape = Shape::Map(&[
-    field!(
-        "requires",
-        Shape::Units,
-        "units (or a closure returning them, run at generation time) → `Requires=` + `After=`"
-    ),
-    field!(
-        "startup_sequence",
-        STEP_LIST,
-        "steps run in order before start: `[\"desc\", \"plugin\", #{..}]`, a command, or a closure"
-    ),
-]);
-
-const THRESHOLD_MAP: Shape = Shape::ResourceMap(&Shape::Threshold);
-
-/// `monitor`.
-pub static MONITOR: Shape = Shape::Map(&[
-    field!(
-        "interval",
-        Shape::Duration,
-        "how often to evaluate (default 60s)"
-    ),
-    field!(
-        "resources" | "resource_check",
-        Shape::Closure(0, 0),
-        "returns a map of resource keys to apply live"
-    ),
-    field!(
-        "change_threshold",
-        THRESHOLD_MAP,
-        "per resource key: the smallest change worth applying"
-    ),
-    field!(
-        "min_dwell",
-        Shape::Duration,
-        "least time between two changes of one property"
-    ),
-    field!(
-        "max_changes_per_minute",
-        Shape::Int(1, 600),
-        "cap on live changes per minute for this unit"
-    ),
-    field!(
-        "pattern_check",
-        Shape::Closure(0, 0),
-        "periodic closure for log/pattern monitoring"
-    ),
-]);
-
-const EXPECT: Shape = Shape::Map(&[
-    field!("status", Shape::Int(100, 599), "expected HTTP status"),
-    field!("body", Shape::Str, "text the body must contain"),
-]);
-
-const BUDGET: Shape = Shape::Map(&[
-    field!("max", Shape::Int(0, 1000), "restarts allowed"),
-    field!("within", Shape::Duration, "in this window"),
-]);
-
-const ON_FAILURE_SHAPE: Shape = Shape::Either(&Shape::Enum(ON_FAILURE), &Shape::Closure(0, 1));
-
-/// `health`.
-pub static HEALTH: Shape = Shape::Map(&[
-    field!("type", Shape::Enum(CHECK_TYPES), "`http`, `tcp` or `exec`"),
-    field!("url", Shape::Url, "for `http`"),
-    field!("host", Shape::Str, "for `tcp` (default 127.0.0.1)"),
-    field!("port", Shape::Int(1, 65535), "for `tcp`"),
-    field!("command", Shape::Command, "for `exec`"),
-    field!("expect", EXPECT, "`status` and `body` for `http`"),
-    field!("interval", Shape::Duration, "between checks (default 30s)"),
-    field!("timeout", Shape::Duration, "per check (default 5s)"),
-    field!("initial_delay", Shape::Duration, "before the first check"),
-    field!(
-        "failure_threshold",
-        Shape::Int(1, 1000),
-        "failures in a row before `on_failure` (default 3)"
-    ),
-    field!(
-        "success_threshold",
-        Shape::Int(1, 1000),
-        "successes in a row to count as healthy again (default 1)"
-    ),
-    field!(
-        "on_failure",
-        ON_FAILURE_SHAPE,
-        "`restart`, `alert`, `none`, or a closure"
-    ),
-    field!(
-        "restart_budget",
-        BUDGET,
-        "`max` restarts `within` a window, then alert instead"
-    ),
-    field!(
-        "check",
-        Shape::Closure(0, 0),
-        "custom check returning true when healthy"
-    ),
-]);
-
-const PSI_ONE: Shape = Shape::Map(&[
-    field!("level", Shape::Enum(LEVELS), "`some` or `full`"),
-    field!(
-        "threshold",
-        Shape::Duration,
-        "stall time per window that fires the trigger"
-    ),
-    field!(
-        "window",
-        Shape::Duration,
-        "trigger window, 500ms..10s (a multiple of 2s without CAP_SYS_RESOURCE)"
-    ),
-]);
-
-const PSI: Shape = Shape::Map(&[
-    field!("memory", PSI_ONE, "memory pressure trigger"),
-    field!("cpu", PSI_ONE, "CPU pressure trigger"),
-    field!("io", PSI_ONE, "IO pressure trigger"),
-    field!(
-        "scope",
-        Shape::Enum(SCOPES),
-        "`service` (its cgroup) or `system` (/proc/pressure)"
-    ),
-]);
-
-const CGROUP_MEMORY: Shape = Shape::Map(&[field!(
-    "high_threshold",
-    Shape::Percent,
-    "react when usage crosses this share of MemoryHigh/MemoryMax"
-)]);
-
-/// `kernel_monitoring`.
-pub static KERNEL: Shape = Shape::Map(&[
-    field!("psi", PSI, "PSI triggers"),
-    field!("cgroup_memory", CGROUP_MEMORY, "cgroup v2 `memory.events`"),
-]);
-
-/// `pressure_response`.
-pub static PRESSURE_RESPONSE: Shape = Shape::Closure(1, 1);
-
-/// `adaptive_resources`.
-pub static ADAPTIVE: Shape = Shape::Map(&[
-    field!(
-        "kernel_signals",
-        Shape::Bool,
-        "call `strategy` on kernel signals"
-    ),
-    field!(
-        "strategy",
-        Shape::Closure(1, 1),
-        "`|signals| ..` returning properties to apply"
-    ),
-]);
 
 /// Validates `v` against `shape`. `path` names where `v` is, for errors.
 pub fn validate(
     shape: &Shape,
     v: &Dynamic,
     path: &[String],
-    arity: &dyn Closures,
+    arity: &dyn Context,
     errors: &mut Vec<SchemaError>,
 ) -> Option<RtValue> {
     let fail = |errors: &mut Vec<SchemaError>, issue: Issue| {
@@ -331,7 +153,7 @@ pub fn validate(
             };
             let mut out = BTreeMap::new();
             for (raw_key, val) in &map {
-                let norm = keys::normalize(raw_key);
+                let norm = normalize(raw_key);
                 let mut sub = path.to_vec();
                 sub.push(raw_key.to_string());
                 let Some(field) = fields
@@ -393,17 +215,17 @@ pub fn validate(
             for (raw_key, val) in &map {
                 let mut sub = path.to_vec();
                 sub.push(raw_key.to_string());
-                match keys::lookup(raw_key).filter(|k| is_resource(k)) {
+                match arity.resource_key(raw_key) {
                     Some(k) => {
                         if let Some(rv) = validate(inner, val, &sub, arity, errors) {
-                            out.insert(k.name.to_string(), rv);
+                            out.insert(k.to_string(), rv);
                         }
                     }
                     None => {
                         let mut issue =
                             Issue::new(format!("{:?} is not a resource key", raw_key.as_str()));
-                        let names = keys::KEYS.iter().filter(|k| is_resource(k)).map(|k| k.name);
-                        if let Some(c) = closest(raw_key, names) {
+                        let names = arity.resource_keys();
+                        if let Some(c) = closest(raw_key, names.iter().copied()) {
                             issue = issue.help(format!("did you mean {c:?}?"));
                         }
                         errors.push(SchemaError { path: sub, issue });
@@ -524,7 +346,7 @@ pub fn validate(
             Some(RtValue::List(out))
         }
         Shape::Step => step(v, path, arity, errors),
-        Shape::Units => match crate::lower::unit_names(v, None) {
+        Shape::Units => match value::unit_names(v, None) {
             Ok(names) => Some(RtValue::Units(names)),
             Err(i) => fail(errors, i),
         },
@@ -538,7 +360,7 @@ pub fn validate(
 fn step(
     v: &Dynamic,
     path: &[String],
-    arity: &dyn Closures,
+    arity: &dyn Context,
     errors: &mut Vec<SchemaError>,
 ) -> Option<RtValue> {
     if v.is_fnptr() {
@@ -597,18 +419,12 @@ pub fn command_words(v: &Dynamic) -> Result<Vec<String>, Issue> {
     Ok(words)
 }
 
-/// Whether a key is a resource-control property the daemon can change live.
-pub fn is_resource(k: &keys::KeySpec) -> bool {
-    use keys::Kind::*;
-    matches!(k.kind, Size | Percent | Weight | TasksMax | CpuSet)
-}
-
 /// Rules that tie several fields together.
 fn rules(path: &[String], v: &RtValue) -> Vec<Issue> {
     let mut out = Vec::new();
-    let top = path.first().map(|s| keys::normalize(s));
-    let top = top.as_deref().and_then(keys::lookup).map(|k| k.name);
-    if path.len() == 1 && top == Some("health") {
+    // The top-level key as written: `health` or its alias.
+    let top = path.first().map(|s| normalize(s));
+    if path.len() == 1 && matches!(top.as_deref(), Some("health" | "health_check")) {
         let has = |f: &str| v.get(f).is_some();
         match v.get("type") {
             Some(RtValue::Str(t)) if t == "http" && !has("url") => out.push(

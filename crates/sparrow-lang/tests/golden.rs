@@ -191,26 +191,20 @@ fn check(file: &Path) -> Vec<String> {
             }
             "assert-runtime" => {
                 if let Some(u) = current {
-                    if !u.runtime.contains_key(rest) {
+                    if !u.runtime_keys.contains(&rest) {
                         fail(
                             lineno,
-                            format!(
-                                "runtime keys {:?} lack {rest}",
-                                u.runtime.keys().collect::<Vec<_>>()
-                            ),
+                            format!("runtime keys {:?} lack {rest}", u.runtime_keys),
                         );
                     }
                 }
             }
             "assert-dynamic" => {
                 if let Some(u) = current {
-                    if !u.dynamic.iter().any(|(k, _)| k == rest) {
+                    if !u.dynamic_keys.contains(&rest) {
                         fail(
                             lineno,
-                            format!(
-                                "dynamic keys {:?} lack {rest}",
-                                u.dynamic.iter().map(|(k, _)| k).collect::<Vec<_>>()
-                            ),
+                            format!("dynamic keys {:?} lack {rest}", u.dynamic_keys),
                         );
                     }
                 }

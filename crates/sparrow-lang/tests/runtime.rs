@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rhai::{Dynamic, Map};
-use sparrow_lang::schema::RtValue;
 use sparrow_lang::{FixedHost, Loader, ModuleSource, ModuleText, Psi, PsiLine, RuntimeHost};
 
 #[derive(Default)]
@@ -88,10 +87,11 @@ fn resources(loaded: &sparrow_lang::Loaded, unit: &str) -> sparrow_lang::Closure
         .iter()
         .find(|u| u.name.as_str() == unit)
         .expect("unit");
-    match u.runtime["monitor"].get("resources") {
-        Some(RtValue::Closure(c)) => c.clone(),
-        other => panic!("no resources closure: {other:?}"),
-    }
+    u.runtime
+        .monitor
+        .resources
+        .clone()
+        .expect("a resources closure")
 }
 
 const DEF: &str = r#"
@@ -145,8 +145,8 @@ fn closures_are_called_later_with_runtime_functions() {
         .iter()
         .find(|u| u.name.as_str() == "db.service")
         .unwrap();
-    let (key, c) = &db.dynamic[0];
-    assert_eq!(key, "memory_min");
+    let (key, c) = &db.runtime.dynamic[0];
+    assert_eq!(*key, "memory_min");
     assert_eq!(
         l.call(c, vec![], "db.service", Duration::from_secs(1))
             .unwrap()
@@ -284,7 +284,7 @@ service("imp", #{
         .iter()
         .find(|u| u.name.as_str() == "imp.service")
         .unwrap();
-    let (_, c) = &imp.dynamic[0];
+    let (_, c) = &imp.runtime.dynamic[0];
     let v = l
         .call(c, vec![], "imp.service", Duration::from_secs(1))
         .unwrap();

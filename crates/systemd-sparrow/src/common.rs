@@ -1,10 +1,10 @@
 //! What every command needs: sources and a host.
 
-use sparrow_generator::paths::{self, Mode};
-use sparrow_generator::scan::{self, Owners, Refused, Source};
 use sparrow_generator::{generate_report, Isolation, Options, Report};
 use sparrow_host::RealHost;
 use sparrow_lang::Host;
+use sparrow_source::read::is_root;
+use sparrow_source::{scan, Mode, Owners, Refused, Source};
 use std::path::PathBuf;
 
 /// The mode for a `--user` flag.
@@ -20,12 +20,7 @@ pub fn mode(user: bool) -> Mode {
 /// shebang units when none are named.
 pub fn sources(paths: &[PathBuf], mode: Mode) -> (Vec<Source>, Vec<Refused>) {
     if paths.is_empty() {
-        let env = |k: &str| std::env::var(k).ok();
-        let (mut s, mut r) = scan::definitions(&paths::search_path(mode, &env));
-        let (units, odd) = scan::shebang_units(&paths::unit_root(mode, &env));
-        s.extend(units);
-        r.extend(odd);
-        (s, r)
+        sparrow_source::find(mode, &|k: &str| std::env::var(k).ok())
     } else {
         scan::from_paths(paths)
     }
@@ -56,7 +51,7 @@ pub fn evaluate(paths: &[PathBuf], mode: Mode, owners: Owners) -> anyhow::Result
 pub fn owners(mode: Mode, strict: bool) -> Owners {
     match mode {
         Mode::User => Owners::Any,
-        Mode::System if strict || scan::is_root() => Owners::Root,
+        Mode::System if strict || is_root() => Owners::Root,
         Mode::System => Owners::Warn,
     }
 }

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sparrow_generator::{paths, scan, write};
+use sparrow_generator::write;
 use sparrow_lang::HEADER;
+use sparrow_source::{paths, read_source, Owners};
 
 use crate::{common, udiff};
 
@@ -140,7 +141,7 @@ fn read_tree(dir: &Path, tree: &mut Tree) {
                     tree.links.insert(p2, t);
                 }
             }
-        } else if let Ok(t) = scan::read_source(&p, scan::Owners::Any) {
+        } else if let Ok(t) = read_source(&p, Owners::Any) {
             if t.text.lines().next() == Some(&format!("# {HEADER}")) {
                 tree.files.insert(p, t.text);
             }

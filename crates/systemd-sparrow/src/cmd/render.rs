@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use sparrow_generator::scan::Owners;
 use sparrow_generator::write;
+use sparrow_source::Owners;
 
 use crate::common;
 

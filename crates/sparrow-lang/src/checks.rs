@@ -1,0 +1,123 @@
+//! Checks on what a definition declared, after it ran: notes for runtime
+//! keys not acted on yet, and the rules of shebang unit files.
+
+use std::path::PathBuf;
+
+use sparrow_unit::UnitName;
+
+use crate::diag::{Diagnostic, Severity};
+use crate::keys;
+use crate::lower::{RawDecl, UnitDecl, UnitKind};
+
+/// Keys of `unit` this version checks but does not act on, with a note for
+/// each (canonical key, message). systemd-sparrowd acts on `monitor` (its
+/// `resources` closure and hysteresis settings), `hooks.resources`, dynamic
+/// resource properties and `orchestration.requires` (at generation time);
+/// the rest waits for later parts of runtime mode.
+pub(crate) fn not_acted_on(unit: &UnitDecl) -> Vec<(String, String)> {
+    const LATER: &str = "is checked but not acted on yet: this version of systemd-sparrowd applies `monitor.resources` and dynamic resource properties only";
+    let rt = &unit.runtime;
+    let hooks = [
+        ("pre_start", rt.hooks.pre_start.is_some()),
+        ("post_start", rt.hooks.post_start.is_some()),
+        ("pre_stop", rt.hooks.pre_stop.is_some()),
+        ("post_stop", rt.hooks.post_stop.is_some()),
+    ];
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut note = |key: &str, what: String| out.push((key.to_string(), format!("{what} {LATER}")));
+    if !rt.startup_sequence.is_empty() {
+        note("orchestration", "`orchestration.startup_sequence`".into());
+    }
+    if rt.monitor.pattern_check.is_some() {
+        note("monitor", "`monitor.pattern_check`".into());
+    }
+    for (h, set) in hooks {
+        if set {
+            note("hooks", format!("`hooks.{h}`"));
+        }
+    }
+    for (key, present) in [
+        ("health", rt.health.is_some()),
+        ("kernel_monitoring", rt.kernel.is_some()),
+        ("pressure_response", rt.pressure_response.is_some()),
+        ("adaptive_resources", rt.adaptive.is_some()),
+    ] {
+        if present {
+            note(key, format!("`{key}`"));
+        }
+    }
+    for key in &unit.dynamic_keys {
+        let live = keys::lookup(key).is_some_and(keys::is_resource);
+        if !live {
+            out.push((
+                key.to_string(),
+                format!("`{key}` is a dynamic property that is evaluated once, by the generator; only resource keys are re-evaluated while the service runs"),
+            ));
+        }
+    }
+    out
+}
+
+/// Checks the declarations of a shebang unit file named `name`, filling in
+/// the name where the script left it out.
+pub(crate) fn unit_file_problem(
+    decls: &mut [RawDecl],
+    name: &UnitName,
+    source: &str,
+) -> Option<Diagnostic> {
+    let problem = |line: usize, col: usize, message: String| {
+        Diagnostic {
+        severity: Severity::Error,
+        file: PathBuf::from(source),
+        line,
+        col,
+        len: 1,
+        message,
+        help: Some(format!("a shebang unit declares exactly one unit, {name}; service(#{{ .. }}) takes the file's name")),
+    }
+    };
+    let [d] = decls else {
+        return Some(problem(
+            1,
+            1,
+            format!("{} declares {} units", name, decls.len()),
+        ));
+    };
+    let kind_ok = matches!(
+        (d.kind, name.unit_type()),
+        (UnitKind::Service, sparrow_unit::UnitType::Service)
+            | (UnitKind::Timer, sparrow_unit::UnitType::Timer)
+    );
+    let (line, col) = (
+        d.place.pos.line().unwrap_or(1),
+        d.place.pos.position().unwrap_or(1),
+    );
+    if !kind_ok {
+        return Some(problem(
+            line,
+            col,
+            format!(
+                "the file {name} must declare a .{} unit",
+                name.unit_type().suffix()
+            ),
+        ));
+    }
+    let given = d
+        .name
+        .clone()
+        .or_else(|| d.map.get("name").and_then(|n| n.clone().into_string().ok()));
+    match given {
+        None => d.name = Some(name.to_string()),
+        Some(g) => {
+            let same = UnitName::of_type(&g, name.unit_type()).is_ok_and(|n| &n == name);
+            if !same {
+                return Some(problem(
+                    line,
+                    col,
+                    format!("the file is named {name} but declares {g:?}"),
+                ));
+            }
+        }
+    }
+    None
+}
