@@ -146,6 +146,9 @@ pub struct UnitStatus {
     pub definition: String,
     /// Its ActiveState as last seen.
     pub active_state: String,
+    /// The runtime features its definition asks for.
+    #[serde(default)]
+    pub features: Vec<String>,
     /// Evaluation interval (ms).
     pub interval_ms: u64,
     /// Milliseconds until the next evaluation, when it is scheduled.
@@ -193,18 +196,44 @@ pub struct EvalReport {
     pub decisions: Vec<Decision>,
 }
 
+/// Why a control request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Nothing listens on the socket (or it may not be opened).
+    #[error("cannot reach systemd-sparrowd at {}: {source} (is it running? systemctl status systemd-sparrowd)", path.display())]
+    Unreachable {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The request could not be sent, and nothing came back.
+    #[error("cannot send the request to systemd-sparrowd: {0}")]
+    Send(std::io::Error),
+    /// Reading the answer failed (or timed out).
+    #[error("no answer from systemd-sparrowd: {0}")]
+    NoAnswer(std::io::Error),
+    /// The daemon closed the connection without a word.
+    #[error("systemd-sparrowd closed the connection without answering")]
+    Closed,
+    /// The answer was not a response.
+    #[error("bad answer from systemd-sparrowd: {0}")]
+    BadAnswer(serde_json::Error),
+}
+
 /// Sends one request and waits (up to `timeout`) for the response.
-pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Response, String> {
-    let stream = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
-        format!("cannot reach systemd-sparrowd at {}: {e} (is it running? systemctl status systemd-sparrowd)", path.display())
+pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Response, ControlError> {
+    let stream = std::os::unix::net::UnixStream::connect(path).map_err(|source| {
+        ControlError::Unreachable {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     stream
         .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let mut line = serde_json::to_string(req).map_err(|e| e.to_string())?;
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(ControlError::Send)?;
+    let mut line = serde_json::to_string(req).map_err(ControlError::BadAnswer)?;
     line.push('\n');
     // The daemon may answer (and close) before reading, e.g. to refuse a
     // user: then the write fails, but its answer is there to read.
@@ -212,14 +241,14 @@ pub fn request(path: &Path, req: &Request, timeout: Duration) -> Result<Response
     let mut reply = String::new();
     BufReader::new(&stream)
         .read_line(&mut reply)
-        .map_err(|e| format!("no answer from systemd-sparrowd: {e}"))?;
+        .map_err(ControlError::NoAnswer)?;
     if reply.is_empty() {
-        if let Err(e) = written {
-            return Err(format!("cannot send the request to systemd-sparrowd: {e}"));
-        }
-        return Err("systemd-sparrowd closed the connection without answering".into());
+        return Err(match written {
+            Err(e) => ControlError::Send(e),
+            Ok(()) => ControlError::Closed,
+        });
     }
-    serde_json::from_str(&reply).map_err(|e| format!("bad answer from systemd-sparrowd: {e}"))
+    serde_json::from_str(&reply).map_err(ControlError::BadAnswer)
 }
 
 #[cfg(test)]

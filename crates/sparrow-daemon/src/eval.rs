@@ -20,10 +20,12 @@ use rhai::Dynamic;
 use serde::{Deserialize, Serialize};
 use sparrow_host::runtime::UnitSnapshot;
 use sparrow_isolate::{Failure, Limits, Worker};
-use sparrow_lang::{value, Facts};
+use sparrow_lang::resource::{self, Resource};
+use sparrow_lang::{keys, Facts};
 use sparrow_policy::{Desired, Prop};
 use sparrow_source::{Owners, Source};
 
+use crate::core::Origin;
 use crate::spec::Spec;
 use crate::worker::{Evaluated, Request, SourceLoaded, ROLE};
 
@@ -34,15 +36,6 @@ pub struct SourceText {
     pub source: Source,
     /// Its text.
     pub text: String,
-}
-
-/// Who asked for an evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    /// The unit's interval.
-    Schedule,
-    /// `systemd-sparrow eval` (a control request id).
-    Request(u64),
 }
 
 /// The result of evaluating one unit's closures.
@@ -111,15 +104,22 @@ pub struct PoolConfig {
     pub exe: PathBuf,
 }
 
+/// The evaluator edge, as the actuator sees it: results come back through
+/// the report function given at start ([`PoolEvent`]s).
+pub trait Evaluator: Send + Sync + 'static {
+    /// Loads definitions (replacing what was loaded).
+    fn load(&self, sources: Arc<Vec<SourceText>>, generation: u64);
+    /// Shares what is known of units (for `service_state()`).
+    fn units(&self, units: Arc<HashMap<String, UnitSnapshot>>);
+    /// Queues evaluations; returns the units there was no room for.
+    fn submit(&self, units: Vec<String>, origin: Origin) -> Vec<String>;
+}
+
 /// The pool.
 pub struct Pool {
     threads: Vec<Thread>,
     per_worker: usize,
 }
-
-/// The pool is full; try again later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
 
 impl Pool {
     /// Starts `cfg.workers` threads, each with its evaluator process.
@@ -146,33 +146,34 @@ impl Pool {
         }
     }
 
+    /// Jobs waiting or running, over all workers.
+    pub fn in_flight(&self) -> usize {
+        self.threads
+            .iter()
+            .map(|t| t.in_flight.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+impl Evaluator for Pool {
     /// Loads definitions on every worker (queued behind their current work).
-    pub fn load(&self, sources: Arc<Vec<SourceText>>, generation: u64) {
+    fn load(&self, sources: Arc<Vec<SourceText>>, generation: u64) {
         for t in &self.threads {
             let _ = t.tx.send(Job::Load(sources.clone(), generation));
         }
     }
 
     /// Tells every worker what is known of units now.
-    pub fn units(&self, units: Arc<HashMap<String, UnitSnapshot>>) {
+    fn units(&self, units: Arc<HashMap<String, UnitSnapshot>>) {
         for t in &self.threads {
             let _ = t.tx.send(Job::Units(units.clone()));
-        }
-    }
-
-    /// Queues an evaluation on the least busy worker, or says the pool is full.
-    pub fn submit(&self, unit: &str, origin: Origin) -> Result<(), Busy> {
-        if self.submit_many(vec![unit.to_string()], origin).is_empty() {
-            Ok(())
-        } else {
-            Err(Busy)
         }
     }
 
     /// Queues evaluations, spread over the workers in batches (one message
     /// and one wake-up of a process for many units); returns the units no
     /// worker had room for.
-    pub fn submit_many(&self, mut units: Vec<String>, origin: Origin) -> Vec<String> {
+    fn submit(&self, mut units: Vec<String>, origin: Origin) -> Vec<String> {
         let mut free: Vec<(&Thread, usize)> = self
             .threads
             .iter()
@@ -209,14 +210,6 @@ impl Pool {
             }
         }
         units
-    }
-
-    /// Jobs waiting or running, over all workers.
-    pub fn in_flight(&self) -> usize {
-        self.threads
-            .iter()
-            .map(|t| t.in_flight.load(Ordering::Relaxed))
-            .sum()
     }
 }
 
@@ -424,60 +417,20 @@ fn work(
     }
 }
 
-/// Parses `"0-3,6 8"` into CPUs.
-fn cpu_list(s: &str) -> Result<BTreeSet<u32>, String> {
-    let mut set = BTreeSet::new();
-    for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (u32, u32) = (
-            a.trim()
-                .parse()
-                .map_err(|_| format!("{s:?} is not a CPU list"))?,
-            b.trim()
-                .parse()
-                .map_err(|_| format!("{s:?} is not a CPU list"))?,
-        );
-        if a > b || b > 8191 {
-            return Err(format!("{s:?} is not a CPU list"));
-        }
-        set.extend(a..=b);
-    }
-    Ok(set)
-}
-
-/// A closure's value for `prop`, read with the definition language's rules.
+/// A closure's value for `prop`, read with the definition language's own
+/// reader for that key (the one the unit file was rendered with).
 pub fn desired(prop: Prop, v: &Dynamic) -> Result<Desired, String> {
-    let issue = |i: value::Issue| i.message;
-    let is_infinity = v
-        .clone()
-        .into_string()
-        .is_ok_and(|s| s.trim() == "infinity");
-    match prop {
-        Prop::AllowedCpus => {
-            let set = match value::array(v) {
-                Some(items) => items
-                    .iter()
-                    .map(|i| value::integer(i, 0, 8191).map(|n| n as u32))
-                    .collect::<Result<BTreeSet<u32>, _>>()
-                    .map_err(issue)?,
-                None => cpu_list(&value::text(v).map_err(issue)?.text)?,
-            };
-            Ok(Desired::Cpus(set))
-        }
-        Prop::CpuQuota if is_infinity => Ok(Desired::Infinity),
-        Prop::CpuQuota => value::percent(v).map(Desired::Percent).map_err(issue),
-        Prop::CpuWeight | Prop::IoWeight => value::integer(v, 1, 10_000)
-            .map(|n| Desired::Amount(n as u64))
-            .map_err(issue),
-        Prop::TasksMax if v.is_int() => value::integer(v, 1, i64::MAX)
-            .map(|n| Desired::Amount(n as u64))
-            .map_err(issue),
-        _ => match value::size(v).map_err(issue)? {
-            value::Size::Bytes(n) => Ok(Desired::Amount(n)),
-            value::Size::Percent(p) => Ok(Desired::Percent(p)),
-            value::Size::Infinity => Ok(Desired::Infinity),
-        },
-    }
+    let kind = match keys::lookup(prop.key()).map(|k| k.kind) {
+        Some(keys::Kind::Resource(kind)) => kind,
+        _ => return Err(format!("{prop} is not a resource key")),
+    };
+    Ok(match resource::resource(kind, v).map_err(|i| i.message)? {
+        Resource::Amount(n) => Desired::Amount(n),
+        Resource::Percent(p) => Desired::Percent(p),
+        Resource::Infinity => Desired::Infinity,
+        Resource::Idle => Desired::Idle,
+        Resource::Cpus(set) => Desired::Cpus(set),
+    })
 }
 
 #[cfg(test)]

@@ -13,16 +13,22 @@
 //! waits on systemd or on a closure.
 #![deny(missing_docs)]
 
+pub mod actuator;
+pub mod clock;
 pub mod control;
 pub mod core;
+#[cfg(test)]
+mod doubles;
 pub mod eval;
+pub mod notify;
 mod private;
+pub mod run;
 pub mod spec;
 pub mod state;
 pub mod systemd;
 pub mod worker;
 
-pub use crate::core::{run, Config};
+pub use crate::run::{run, Config};
 
 /// Logs to the journal when it is there (structured fields such as
 /// `UNIT=`), else to stderr.

@@ -1,5 +1,7 @@
-//! What the daemon manages for a unit, read from its definition: plain
-//! data, so it can leave the evaluator thread that loaded the definition.
+//! What the daemon manages for a unit, read from its typed runtime spec:
+//! plain data, so it can leave the evaluator process that loaded the
+//! definition. One part per runtime feature; a unit is managed when any
+//! part is present.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +18,7 @@ pub const DEFAULT_MIN_DWELL_MS: u64 = 60_000;
 /// Changes per minute for one unit unless `monitor.max_changes_per_minute` says otherwise.
 pub const DEFAULT_UNIT_CAP: usize = 6;
 
-/// A unit the daemon keeps right-sized.
+/// A unit the daemon manages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spec {
     /// The unit.
@@ -25,6 +27,16 @@ pub struct Spec {
     pub source: PathBuf,
     /// Line of the declaration.
     pub line: usize,
+    /// The runtime features the definition asks for (`resources`,
+    /// `health`, ...), acted on or not.
+    pub features: Vec<String>,
+    /// The resources feature: closures re-evaluated and applied live.
+    pub resources: Option<ResourcesSpec>,
+}
+
+/// `monitor.resources` and dynamic resource properties.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourcesSpec {
     /// Evaluation interval.
     pub interval_ms: u64,
     /// Least time between a change of a property and a shrink of it.
@@ -34,7 +46,7 @@ pub struct Spec {
     /// Per property: the smallest change worth applying.
     pub thresholds: BTreeMap<Prop, Threshold>,
     /// It has a `monitor.resources` closure.
-    pub resources: bool,
+    pub closure: bool,
     /// Resource keys whose value is a closure (dynamic properties).
     pub dynamic: Vec<Prop>,
 }
@@ -53,40 +65,39 @@ pub fn threshold(prop: Prop, size: &Size) -> Threshold {
     }
 }
 
-/// The spec for a declared unit, or `None` when nothing about it changes
+/// The spec for a declared unit, or `None` when nothing about it happens
 /// at runtime. Templates are skipped: their instances are not tracked yet.
 pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
-    if decl.name.is_template() {
+    let rt = &decl.runtime;
+    if decl.name.is_template() || rt.is_empty() {
         return None;
     }
-    let rt = &decl.runtime;
     let monitor = &rt.monitor;
-    let resources = monitor.resources.is_some();
     let dynamic: Vec<Prop> = rt
         .dynamic
         .iter()
         .filter_map(|(k, _)| Prop::from_key(k))
         .collect();
-    if !resources && dynamic.is_empty() {
-        return None;
-    }
-    let thresholds = monitor
-        .change_threshold
-        .iter()
-        .filter_map(|(k, v)| Prop::from_key(k).map(|p| (p, threshold(p, v))))
-        .collect();
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
-    Some(Spec {
-        unit: decl.name.to_string(),
-        source: PathBuf::from(&decl.source),
-        line: decl.line,
+    let resources = (monitor.resources.is_some() || !dynamic.is_empty()).then(|| ResourcesSpec {
         interval_ms: ms(monitor.interval).unwrap_or(DEFAULT_INTERVAL_MS).max(100),
         min_dwell_ms: ms(monitor.min_dwell).unwrap_or(DEFAULT_MIN_DWELL_MS),
         max_changes_per_minute: monitor
             .max_changes_per_minute
             .map_or(DEFAULT_UNIT_CAP, |n| n as usize),
-        thresholds,
-        resources,
+        thresholds: monitor
+            .change_threshold
+            .iter()
+            .filter_map(|(k, v)| Prop::from_key(k).map(|p| (p, threshold(p, v))))
+            .collect(),
+        closure: monitor.resources.is_some(),
         dynamic,
+    });
+    Some(Spec {
+        unit: decl.name.to_string(),
+        source: PathBuf::from(&decl.source),
+        line: decl.line,
+        features: rt.features().into_iter().map(str::to_string).collect(),
+        resources,
     })
 }

@@ -67,18 +67,48 @@ pub fn load(path: &Path) -> (Persisted, Option<String>) {
     }
 }
 
-/// Writes the state file atomically.
+/// Writes the state file (through `sparrow_source::atomic`: never through a
+/// planted link).
 pub fn save(path: &Path, state: &Persisted) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let mut s = state.clone();
     s.version = VERSION;
     s.boot_id = boot_id();
     let text = serde_json::to_string(&s).map_err(io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    sparrow_source::atomic::write_file(path, text.as_bytes())
+}
+
+/// The state edge: where [`Persisted`] lives between runs.
+pub trait StateStore: Send + Sync {
+    /// What a previous run left, and a warning when it was unusable.
+    fn load(&self) -> (Persisted, Option<String>);
+    /// Keeps `state`.
+    fn save(&self, state: &Persisted) -> Result<(), StateError>;
+}
+
+/// Why the state could not be kept.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot save {path}: {source}")]
+pub struct StateError {
+    /// The state file.
+    pub path: std::path::PathBuf,
+    /// What went wrong.
+    pub source: io::Error,
+}
+
+/// The state file under `/run`.
+#[derive(Debug, Clone)]
+pub struct FileStore(pub std::path::PathBuf);
+
+impl StateStore for FileStore {
+    fn load(&self) -> (Persisted, Option<String>) {
+        load(&self.0)
+    }
+    fn save(&self, state: &Persisted) -> Result<(), StateError> {
+        save(&self.0, state).map_err(|source| StateError {
+            path: self.0.clone(),
+            source,
+        })
+    }
 }
 
 #[cfg(test)]

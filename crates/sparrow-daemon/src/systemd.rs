@@ -1,13 +1,18 @@
-//! Talking to systemd: the [`Systemd`] trait the core uses, and the real
-//! implementation over D-Bus (zbus), on the system bus or, when that is
-//! unavailable, systemd's private socket.
+//! Talking to systemd: the [`Systemd`] and [`Connector`] traits the
+//! actuator uses, and the real implementation over D-Bus (zbus), on the
+//! system bus or, when that is unavailable, systemd's private socket.
 //!
 //! **Architecture Invariant:** this module is the only place that knows
 //! D-Bus. The core sees units, properties and plain values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::core::Event;
 
 use sparrow_policy::{cpus_of_mask, Live, Prop, Setting, SettingValue};
 use zbus::{Connection, OwnedVariant, Variant};
@@ -16,6 +21,30 @@ const DEST: &str = "org.freedesktop.systemd1";
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
+
+/// Why talking to systemd failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SystemdError {
+    /// Neither the system bus nor the private socket answered.
+    #[error("system bus: {bus}; /run/systemd/private: {private}")]
+    Connect {
+        /// Why the system bus failed.
+        bus: String,
+        /// Why the private socket failed.
+        private: String,
+    },
+    /// A call failed (systemd's error, or the connection's).
+    #[error("{0}")]
+    Call(String),
+    /// A property was missing or of an unexpected type.
+    #[error("{property}: {reason}")]
+    Property {
+        /// The property.
+        property: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
 
 /// What the core tracks of a unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,15 +63,15 @@ pub trait Systemd: Send + Sync + 'static {
         &self,
         unit: &str,
         settings: Vec<Setting>,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), SystemdError>> + Send;
     /// The live values of `props`.
     fn live(
         &self,
         unit: &str,
         props: Vec<Prop>,
-    ) -> impl Future<Output = Result<BTreeMap<Prop, Live>, String>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<Prop, Live>, SystemdError>> + Send;
     /// The unit's state and control group.
-    fn info(&self, unit: &str) -> impl Future<Output = Result<UnitInfo, String>> + Send;
+    fn info(&self, unit: &str) -> impl Future<Output = Result<UnitInfo, SystemdError>> + Send;
 }
 
 /// A unit's object path: `web.service` → `/org/freedesktop/systemd1/unit/web_2eservice`
@@ -100,15 +129,15 @@ pub struct Bus {
     via: Via,
 }
 
-fn e(err: zbus::Error) -> String {
-    err.to_string()
+fn e(err: zbus::Error) -> SystemdError {
+    SystemdError::Call(err.to_string())
 }
 
 impl Bus {
     /// Connects to the system bus, or to systemd's private socket when the
     /// bus is not there (early boot, or `dbus` restarting), and subscribes to
     /// unit changes.
-    pub async fn connect(timeout: Duration) -> Result<Bus, String> {
+    pub async fn connect(timeout: Duration) -> Result<Bus, SystemdError> {
         let system = tokio::time::timeout(timeout, Connection::system()).await;
         let (conn, via) = match system {
             Ok(Ok(c)) => (c, Via::SystemBus),
@@ -127,12 +156,16 @@ impl Bus {
                 match tokio::time::timeout(timeout, private).await {
                     Ok(Ok(c)) => (c, Via::Private),
                     Ok(Err(e2)) => {
-                        return Err(format!("system bus: {why}; /run/systemd/private: {e2}"))
+                        return Err(SystemdError::Connect {
+                            bus: why,
+                            private: e2.to_string(),
+                        })
                     }
                     Err(_) => {
-                        return Err(format!(
-                            "system bus: {why}; /run/systemd/private: timed out"
-                        ))
+                        return Err(SystemdError::Connect {
+                            bus: why,
+                            private: "timed out".into(),
+                        })
                     }
                 }
             }
@@ -157,7 +190,7 @@ impl Bus {
         (self.via == Via::SystemBus).then_some(DEST)
     }
 
-    async fn manager<B>(&self, method: &str, body: &B) -> Result<zbus::Message, String>
+    async fn manager<B>(&self, method: &str, body: &B) -> Result<zbus::Message, SystemdError>
     where
         B: serde::ser::Serialize + zbus::DynamicType,
     {
@@ -167,22 +200,37 @@ impl Bus {
             .map_err(e)
     }
 
-    async fn get(&self, path: &str, iface: &str, name: &str) -> Result<OwnedVariant, String> {
+    async fn get(&self, path: &str, iface: &str, name: &str) -> Result<OwnedVariant, SystemdError> {
+        let property = |reason: String| SystemdError::Property {
+            property: name.to_string(),
+            reason,
+        };
         let reply = self
             .conn
             .call_method(self.dest(), path, Some(PROPERTIES), "Get", &(iface, name))
             .await
-            .map_err(|err| format!("{name}: {err}"))?;
-        reply.body().deserialize::<OwnedVariant>().map_err(e)
+            .map_err(|err| property(err.to_string()))?;
+        reply
+            .body()
+            .deserialize::<OwnedVariant>()
+            .map_err(|err| property(err.to_string()))
     }
 
-    async fn get_string(&self, path: &str, iface: &str, name: &str) -> Result<String, String> {
+    async fn get_string(
+        &self,
+        path: &str,
+        iface: &str,
+        name: &str,
+    ) -> Result<String, SystemdError> {
         let v = self.get(path, iface, name).await?;
-        String::try_from(v).map_err(e)
+        String::try_from(v).map_err(|err| SystemdError::Property {
+            property: name.to_string(),
+            reason: err.to_string(),
+        })
     }
 }
 
-fn to_variant(s: &Setting) -> Result<(String, OwnedVariant), String> {
+fn to_variant(s: &Setting) -> Result<(String, OwnedVariant), SystemdError> {
     let v = match &s.value {
         SettingValue::U64(n) => OwnedVariant::from(*n),
         SettingValue::U32(n) => OwnedVariant::from(*n),
@@ -191,21 +239,25 @@ fn to_variant(s: &Setting) -> Result<(String, OwnedVariant), String> {
     Ok((s.name.to_string(), v))
 }
 
-fn live_value(prop: Prop, v: OwnedVariant) -> Result<Live, String> {
+fn live_value(prop: Prop, v: OwnedVariant) -> Result<Live, SystemdError> {
+    let property = |reason: String| SystemdError::Property {
+        property: prop.dbus_name().to_string(),
+        reason,
+    };
     if prop == Prop::AllowedCpus {
         let bytes: Vec<u8> = match Variant::from(v) {
-            Variant::Array(a) => Vec::<u8>::try_from(a).map_err(e)?,
-            other => return Err(format!("AllowedCPUs: unexpected {other:?}")),
+            Variant::Array(a) => Vec::<u8>::try_from(a).map_err(|err| property(err.to_string()))?,
+            other => return Err(property(format!("unexpected {other:?}"))),
         };
         return Ok(Live::Cpus(cpus_of_mask(&bytes)));
     }
     u64::try_from(v)
         .map(Live::Num)
-        .map_err(|err| format!("{}: {err}", prop.dbus_name()))
+        .map_err(|err| property(err.to_string()))
 }
 
 impl Systemd for Bus {
-    async fn set(&self, unit: &str, settings: Vec<Setting>) -> Result<(), String> {
+    async fn set(&self, unit: &str, settings: Vec<Setting>) -> Result<(), SystemdError> {
         let props = settings
             .iter()
             .map(to_variant)
@@ -215,7 +267,11 @@ impl Systemd for Bus {
             .map(|_| ())
     }
 
-    async fn live(&self, unit: &str, props: Vec<Prop>) -> Result<BTreeMap<Prop, Live>, String> {
+    async fn live(
+        &self,
+        unit: &str,
+        props: Vec<Prop>,
+    ) -> Result<BTreeMap<Prop, Live>, SystemdError> {
         let path = unit_path(unit);
         let mut out = BTreeMap::new();
         for p in props {
@@ -227,7 +283,7 @@ impl Systemd for Bus {
         Ok(out)
     }
 
-    async fn info(&self, unit: &str) -> Result<UnitInfo, String> {
+    async fn info(&self, unit: &str) -> Result<UnitInfo, SystemdError> {
         let path = unit_path(unit);
         Ok(UnitInfo {
             active_state: self
@@ -238,6 +294,83 @@ impl Systemd for Bus {
                 .await
                 .unwrap_or_default(),
         })
+    }
+}
+
+/// Making (and watching) a connection to systemd.
+pub trait Connector: Send + Sync + 'static {
+    /// The connection.
+    type Conn: Systemd + Clone;
+    /// Connects, and says how.
+    fn connect(&self) -> impl Future<Output = Result<(Self::Conn, Via), SystemdError>> + Send;
+    /// Turns systemd's signals into events (units in `watched` only) until
+    /// the connection ends; returns why it ended.
+    fn watch(
+        &self,
+        conn: Self::Conn,
+        watched: Arc<RwLock<HashSet<String>>>,
+        tx: mpsc::Sender<Event>,
+    ) -> impl Future<Output = String> + Send;
+}
+
+/// The real connector: [`Bus::connect`], with a timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct BusConnector(pub Duration);
+
+impl Connector for BusConnector {
+    type Conn = Bus;
+
+    async fn connect(&self) -> Result<(Bus, Via), SystemdError> {
+        let bus = Bus::connect(self.0).await?;
+        let via = bus.via();
+        Ok((bus, via))
+    }
+
+    async fn watch(
+        &self,
+        bus: Bus,
+        watched: Arc<RwLock<HashSet<String>>>,
+        tx: mpsc::Sender<Event>,
+    ) -> String {
+        use futures_lite::StreamExt;
+        let conn = bus.connection();
+        // No sender in the rules: a direct connection to systemd has no bus names.
+        let props = "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path_namespace='/org/freedesktop/systemd1/unit'";
+        let reloading =
+            "type='signal',interface='org.freedesktop.systemd1.Manager',member='Reloading'";
+        let (mut props, mut reloading) = match (
+            zbus::MessageStream::for_match_rule(props, conn, None).await,
+            zbus::MessageStream::for_match_rule(reloading, conn, None).await,
+        ) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return format!("cannot watch systemd's signals: {e}"),
+        };
+        loop {
+            tokio::select! {
+                m = props.next() => {
+                    let Some(Ok(msg)) = m else { return "the connection closed".into() };
+                    let header = msg.header();
+                    let Some(path) = header.path().map(|p| p.to_string()) else { continue };
+                    let Some(unit) = unit_of_path(&path) else { continue };
+                    if !watched.read().is_ok_and(|w| w.contains(&unit)) {
+                        continue;
+                    }
+                    let Ok((iface, changed, _)) = msg.body().deserialize::<(String, HashMap<String, zbus::OwnedVariant>, Vec<String>)>() else { continue };
+                    if iface != "org.freedesktop.systemd1.Unit" {
+                        continue;
+                    }
+                    if let Some(state) = changed.get("ActiveState").and_then(|v| String::try_from(v.try_clone().ok()?).ok()) {
+                        let _ = tx.send(Event::UnitChanged { unit, active_state: state }).await;
+                    }
+                }
+                m = reloading.next() => {
+                    let Some(Ok(msg)) = m else { return "the connection closed".into() };
+                    if let Ok(active) = msg.body().deserialize::<bool>() {
+                        let _ = tx.send(Event::Reloading(active)).await;
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use sparrow_host::runtime::{RealRuntime, UnitSnapshot, Units};
 use sparrow_host::RealHost;
 use sparrow_isolate::Channel;
-use sparrow_lang::{keys, value, Closure, Facts, Loader};
+use sparrow_lang::{keys, value, CallError, Closure, Facts, Loader};
 use sparrow_policy::{Desired, Prop};
 use sparrow_source::{load_text, LibCache, Owners};
 
@@ -215,11 +215,9 @@ fn evaluate(
     let deadline = Instant::now() + limit;
     let call = |closure: &Closure| {
         let left = deadline.saturating_duration_since(Instant::now());
-        loader.call(closure, vec![], unit, left).map_err(|d| {
-            let timed_out =
-                d.message.contains("ran longer than its limit") || d.message.contains("exceeded");
-            (d.to_string(), timed_out)
-        })
+        loader
+            .call(closure, vec![], unit, left)
+            .map_err(|e| (e.to_string(), matches!(e, CallError::Limit(_))))
     };
     let mut out = BTreeMap::new();
     for (prop, closure) in &c.dynamic {

@@ -28,7 +28,8 @@ use sparrow_unit::UnitName;
 use crate::Generated;
 
 /// A path that could not be written, and why.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {error}", path.display())]
 pub struct WriteError {
     /// The path.
     pub path: PathBuf,

@@ -51,6 +51,26 @@ impl Loaded {
     }
 }
 
+/// Why a call of a closure ([`Loader::call`]) failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// It was stopped by a limit: its wall-clock time or the operation count.
+    #[error("{0}")]
+    Limit(Diagnostic),
+    /// It failed: an error it threw, or one the script ran into.
+    #[error("{0}")]
+    Failed(Diagnostic),
+}
+
+impl CallError {
+    /// What went wrong, where.
+    pub fn diagnostic(&self) -> &Diagnostic {
+        match self {
+            CallError::Limit(d) | CallError::Failed(d) => d,
+        }
+    }
+}
+
 /// Evaluates definition files. Reuse one loader for many files.
 pub struct Loader {
     engine: Engine,
@@ -184,7 +204,7 @@ impl Loader {
         args: Vec<Dynamic>,
         unit: &str,
         limit: Duration,
-    ) -> Result<Dynamic, Diagnostic> {
+    ) -> Result<Dynamic, CallError> {
         *self.current_unit.borrow_mut() = unit.to_string();
         self.deadline.set(Instant::now() + limit);
         // A closure runs "inside a closure": no declarations from it.
@@ -208,6 +228,10 @@ impl Loader {
         let result = c.fn_ptr.call_raw(&ctx, None, &mut args[..]);
         self.state.borrow_mut().closure_depth -= 1;
         result.map_err(|e| {
+            let limit_hit = matches!(
+                *e,
+                EvalAltResult::ErrorTerminated(..) | EvalAltResult::ErrorTooManyOperations(..)
+            );
             let mut d = diag::from_rhai(&e, &c.source, &KeyIndex::default());
             if matches!(*e, EvalAltResult::ErrorTerminated(..)) {
                 d.message = format!(
@@ -223,7 +247,11 @@ impl Loader {
                     (d.line, d.col) = (pos.line().unwrap_or(0), pos.position().unwrap_or(0));
                 }
             }
-            d
+            if limit_hit {
+                CallError::Limit(d)
+            } else {
+                CallError::Failed(d)
+            }
         })
     }
 

@@ -71,7 +71,7 @@ pub enum Kind {
     Duration,
     /// One or several time spans, one line each.
     Durations,
-    /// A resource-control value, read with [`crate::value::resource`] both
+    /// A resource-control value, read with [`crate::resource::resource`] both
     /// when the unit is rendered and when the daemon applies it live.
     Resource(ResourceKind),
     /// An integer in a range.
@@ -153,7 +153,7 @@ macro_rules! key {
 }
 
 pub use crate::names::{closest, normalize};
-use crate::value::ResourceKind;
+use crate::resource::ResourceKind;
 use crate::{schema, shapes};
 use Kind::*;
 

@@ -24,6 +24,7 @@ mod lower;
 mod modules;
 mod names;
 mod natives;
+pub mod resource;
 pub mod runtime;
 pub mod schema;
 mod shapes;
@@ -33,7 +34,7 @@ pub mod value;
 
 pub use closure::Closure;
 pub use diag::{Diagnostic, ScriptError, Severity};
-pub use engine::{Loaded, Loader};
+pub use engine::{CallError, Loaded, Loader};
 pub use host::{
     Facts, FixedHost, Host, ModuleSource, ModuleText, NoModules, Psi, PsiLine, RuntimeHost,
 };

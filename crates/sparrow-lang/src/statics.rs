@@ -139,7 +139,9 @@ pub(crate) fn static_values(spec: &KeySpec, v: &Dynamic) -> Result<Vec<Value>, I
                 .collect(),
             None => one(Value::Verbatim(value::duration(v)?.0)),
         },
-        Kind::Resource(rk) => one(Value::Verbatim(value::resource(rk, v)?.render(rk))),
+        Kind::Resource(rk) => one(Value::Verbatim(
+            crate::resource::resource(rk, v)?.render(rk),
+        )),
         Kind::Int(min, max) => one(Value::Verbatim(value::integer(v, min, max)?.to_string())),
         Kind::Bool => one(Value::Verbatim(
             if value::boolean(v)? { "yes" } else { "no" }.into(),

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rhai::{Dynamic, Map};
-use sparrow_lang::{FixedHost, Loader, ModuleSource, ModuleText, Psi, PsiLine, RuntimeHost};
+use sparrow_lang::{
+    CallError, FixedHost, Loader, ModuleSource, ModuleText, Psi, PsiLine, RuntimeHost,
+};
 
 #[derive(Default)]
 struct Recording {
@@ -169,6 +171,9 @@ fn a_runaway_closure_stops_at_its_wall_clock_limit() {
             Duration::from_millis(20),
         )
         .unwrap_err();
+    // A limit, typed: the daemon counts it as slow, not as a script error.
+    assert!(matches!(e, CallError::Limit(_)), "{e}");
+    let e = e.diagnostic().clone();
     assert!(
         start.elapsed() < Duration::from_millis(500),
         "{:?}",
@@ -193,7 +198,9 @@ fn a_failing_runtime_function_is_an_error_at_the_call() {
             "bad.service",
             Duration::from_secs(1),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .diagnostic()
+        .clone();
     assert_eq!(e.message, "read_file(): /nope: not found");
     assert_eq!((e.line, e.col), (20, 72), "{e}");
     // The loader is still usable after a failure.
@@ -247,7 +254,9 @@ fn generation_loaders_refuse_runtime_functions_and_daemon_loaders_name_what_is_m
             "h.service",
             Duration::from_secs(1),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .diagnostic()
+        .clone();
     assert!(
         e.message
             .contains("http_get() is not available in this version"),

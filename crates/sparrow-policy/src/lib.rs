@@ -21,7 +21,8 @@ mod rate;
 mod verdict;
 
 pub use prop::{
-    cpu_mask, cpus_of_mask, Desired, Machine, Prop, Setting, SettingValue, Target, INFINITY,
+    cpu_mask, cpus_of_mask, Desired, Machine, Prop, ResolveError, Setting, SettingValue, Target,
+    INFINITY,
 };
 pub use rate::RateLimit;
 pub use verdict::{judge, Live, PropHistory, Threshold, Verdict};

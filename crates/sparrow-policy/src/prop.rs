@@ -117,6 +117,8 @@ pub enum Desired {
     Percent(f64),
     /// A set of CPUs.
     Cpus(BTreeSet<u32>),
+    /// `CPUWeight=idle` (sent to systemd as weight 0).
+    Idle,
 }
 
 /// What the machine is, for resolving percentages.
@@ -212,9 +214,41 @@ pub fn cpus_of_mask(mask: &[u8]) -> BTreeSet<u32> {
     out
 }
 
+/// Why a desired value cannot be set on a property.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ResolveError {
+    /// `allowed_cpus` got something other than a non-empty CPU list.
+    #[error("allowed_cpus needs a list of CPUs")]
+    NotCpus,
+    /// A CPU list for a numeric property.
+    #[error("{0} takes a number, not a CPU list")]
+    Cpus(Prop),
+    /// `infinity` where there is no such value.
+    #[error("{0} has no \"infinity\"")]
+    NoInfinity(Prop),
+    /// `idle` for anything but `cpu_weight`.
+    #[error("{0} has no \"idle\"")]
+    NoIdle(Prop),
+    /// A percentage outside 0..=100.
+    #[error("{0}: {1}% is not between 0% and 100%")]
+    Percent(Prop, f64),
+    /// `cpu_quota` of zero or less.
+    #[error("cpu_quota must be positive")]
+    QuotaNotPositive,
+    /// A weight outside 1..=10000.
+    #[error("{0}: {1} is out of range 1..=10000")]
+    Weight(Prop, u64),
+    /// A percentage for a weight.
+    #[error("{0} takes a weight, not a percentage")]
+    WeightPercent(Prop),
+    /// Any other mismatch of property and value.
+    #[error("{0} cannot be set to {1}")]
+    Other(Prop, String),
+}
+
 impl Desired {
     /// Resolves the value for `prop` on `machine`.
-    pub fn resolve(&self, prop: Prop, machine: Machine) -> Result<Target, String> {
+    pub fn resolve(&self, prop: Prop, machine: Machine) -> Result<Target, ResolveError> {
         use crate::verdict::Live;
         let num = |name: &'static str, v: u64| Setting {
             name,
@@ -235,20 +269,20 @@ impl Desired {
                     value: SettingValue::Bytes(cpu_mask(set)),
                 },
             ),
-            (Prop::AllowedCpus, _) => Err("allowed_cpus needs a list of CPUs".into()),
-            (_, Desired::Cpus(_)) => Err(format!("{prop} takes a number, not a CPU list")),
+            (Prop::AllowedCpus, _) => Err(ResolveError::NotCpus),
+            (_, Desired::Cpus(_)) => Err(ResolveError::Cpus(prop)),
             (p, Desired::Infinity)
                 if p.is_memory() || matches!(p, Prop::CpuQuota | Prop::TasksMax) =>
             {
                 target(Live::Num(INFINITY), num(p.dbus_name(), INFINITY))
             }
-            (p, Desired::Infinity) => Err(format!("{p} has no \"infinity\"")),
+            (p, Desired::Infinity) => Err(ResolveError::NoInfinity(p)),
             (p, Desired::Amount(n)) if p.is_memory() => {
                 target(Live::Num(*n), num(p.dbus_name(), *n))
             }
             (p, Desired::Percent(pc)) if p.is_memory() => {
                 if !(0.0..=100.0).contains(pc) {
-                    return Err(format!("{p}: {pc}% is not between 0% and 100%"));
+                    return Err(ResolveError::Percent(p, *pc));
                 }
                 let s = scale(*pc);
                 let name = match p {
@@ -274,19 +308,21 @@ impl Desired {
                     _ => 0.0,
                 };
                 if pc <= 0.0 {
-                    return Err("cpu_quota must be positive".into());
+                    return Err(ResolveError::QuotaNotPositive);
                 }
                 let usec = (pc * 10_000.0).round() as u64;
                 target(Live::Num(usec), num("CPUQuotaPerSecUSec", usec))
             }
+            (Prop::CpuWeight, Desired::Idle) => target(Live::Num(0), num("CPUWeight", 0)),
+            (p, Desired::Idle) => Err(ResolveError::NoIdle(p)),
             (Prop::CpuWeight | Prop::IoWeight, Desired::Amount(n)) => {
                 if !(1..=10_000).contains(n) {
-                    return Err(format!("{prop}: {n} is out of range 1..=10000"));
+                    return Err(ResolveError::Weight(prop, *n));
                 }
                 target(Live::Num(*n), num(prop.dbus_name(), *n))
             }
             (Prop::CpuWeight | Prop::IoWeight, Desired::Percent(_)) => {
-                Err(format!("{prop} takes a weight, not a percentage"))
+                Err(ResolveError::WeightPercent(prop))
             }
             (Prop::TasksMax, Desired::Amount(n)) => target(Live::Num(*n), num("TasksMax", *n)),
             (Prop::TasksMax, Desired::Percent(pc)) => {
@@ -299,7 +335,7 @@ impl Desired {
                     },
                 )
             }
-            (p, d) => Err(format!("{p} cannot be set to {d:?}")),
+            (p, d) => Err(ResolveError::Other(p, format!("{d:?}"))),
         }
     }
 }
@@ -317,6 +353,7 @@ mod tests {
     fn t(prop: Prop, d: Desired) -> Result<(Live, &'static str, SettingValue), String> {
         d.resolve(prop, M)
             .map(|t| (t.value, t.setting.name, t.setting.value))
+            .map_err(|e| e.to_string())
     }
 
     #[test]

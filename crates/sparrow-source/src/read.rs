@@ -65,7 +65,8 @@ pub(crate) fn not_regular(path: &Path) -> Option<String> {
 }
 
 /// Why a source could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
 pub struct ReadError {
     /// The file does not exist.
     pub not_found: bool,

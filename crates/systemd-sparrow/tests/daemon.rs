@@ -836,6 +836,46 @@ fn every_property_reaches_systemd_with_the_right_encoding_once() {
     assert!(verdicts.iter().all(|v| *v == "same"), "{st}");
 }
 
+/// Values the generator accepts for a dynamic property are applied live
+/// with the same meaning: `idle` (D-Bus weight 0) and `infinity` for a quota.
+const DRIFT: &str = r#"
+service("drift", #{
+    exec_start: ["/bin/sleep", "infinity"],
+    cpu_weight: || if file_exists("/etc/drift") { "idle" } else { 100 },
+    cpu_quota: || if file_exists("/etc/drift") { "infinity" } else { "50%" },
+    monitor: #{ interval: "1s", min_dwell: "0s" },
+    wanted_by: "multi-user.target",
+});
+"#;
+
+#[test]
+fn idle_weights_and_unlimited_quotas_are_applied_as_the_generator_writes_them() {
+    let lab = boot_with_daemon(Setup::new(SPARROW).definition("drift.sparrow", DRIFT));
+    let want = |weight: &'static str, quota: &'static str| {
+        move |lab: &Lab| {
+            let p = lab.show("drift.service", &["CPUWeight", "CPUQuotaPerSecUSec"])?;
+            Ok((
+                p["CPUWeight"] == weight && p["CPUQuotaPerSecUSec"] == quota,
+                format!("{p:?}"),
+            ))
+        }
+    };
+    lab.wait_for("the generated values", secs(10), want("100", "500ms"))
+        .unwrap();
+    ok(lab.sh("touch /etc/drift").unwrap());
+    lab.wait_for("idle and no quota", secs(10), want("idle", "infinity"))
+        .unwrap();
+    // Read back as set: later evaluations find nothing to change.
+    std::thread::sleep(secs(3));
+    let st = status_json(&lab, "drift.service");
+    let decisions = st["status"]["units"][0]["last_eval"]["decisions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(decisions.len(), 2, "{st}");
+    assert!(decisions.iter().all(|d| d["verdict"] == "same"), "{st}");
+}
+
 #[test]
 fn without_a_system_bus_the_daemon_uses_systemds_private_socket() {
     let lab = Lab::boot(

@@ -1,0 +1,251 @@
+//! The actuator: the one place actions become I/O. D-Bus calls, reading
+//! definitions and connecting run in spawned tasks whose results come back
+//! as events on the loop's channel; the journal, the notifier, the state
+//! store and the evaluators are called directly (none of them waits). A
+//! refusal that is known at once (every evaluator busy) is returned as an
+//! event to handle next.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use crate::control::Response;
+use crate::core::{Action, Event, Level, LogRecord};
+use crate::eval::{Evaluator, SourceText};
+use crate::notify::Notifier;
+use crate::state::StateStore;
+use crate::systemd::{Connector, Systemd, SystemdError, Via};
+
+/// What the run loop receives: events for the core, and what only the
+/// actuator needs (a new connection, a control client's answer channel).
+pub enum Msg<C> {
+    /// An event for the core.
+    Event(Event),
+    /// A connection attempt ended.
+    Connected(Result<(C, Via), SystemdError>),
+    /// A control request, with where its answer goes.
+    Control(crate::control::Request, oneshot::Sender<Response>),
+}
+
+/// Reads the definitions (blocking: it runs on a blocking thread).
+pub type ReadSources = Arc<dyn Fn() -> (Vec<SourceText>, Vec<String>) + Send + Sync>;
+
+/// Performs actions with real (or recording) edges.
+pub struct Actuator<C: Connector, E, N, S> {
+    connector: Arc<C>,
+    evaluator: E,
+    notifier: N,
+    store: S,
+    read_sources: ReadSources,
+    conn: Option<C::Conn>,
+    watched: Arc<RwLock<HashSet<String>>>,
+    tx: mpsc::Sender<Msg<C::Conn>>,
+    replies: HashMap<u64, oneshot::Sender<Response>>,
+    next_request: u64,
+}
+
+impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S> {
+    /// An actuator whose spawned work reports to `tx`.
+    pub fn new(
+        connector: C,
+        evaluator: E,
+        notifier: N,
+        store: S,
+        read_sources: ReadSources,
+        tx: mpsc::Sender<Msg<C::Conn>>,
+    ) -> Self {
+        Actuator {
+            connector: Arc::new(connector),
+            evaluator,
+            notifier,
+            store,
+            read_sources,
+            conn: None,
+            watched: Arc::default(),
+            tx,
+            replies: HashMap::new(),
+            next_request: 0,
+        }
+    }
+
+    /// Keeps a control client's answer channel; the id to give the core.
+    pub fn request(&mut self, reply: oneshot::Sender<Response>) -> u64 {
+        self.next_request += 1;
+        self.replies.insert(self.next_request, reply);
+        self.next_request
+    }
+
+    /// A connection attempt ended: keep the connection and watch it.
+    pub fn connected(&mut self, result: Result<(C::Conn, Via), SystemdError>) -> Event {
+        match result {
+            Ok((conn, via)) => {
+                let (connector, watched, tx) = (
+                    self.connector.clone(),
+                    self.watched.clone(),
+                    self.tx.clone(),
+                );
+                let c = conn.clone();
+                tokio::spawn(async move {
+                    let (etx, mut erx) = mpsc::channel(256);
+                    let forward = {
+                        let tx = tx.clone();
+                        async move {
+                            while let Some(ev) = erx.recv().await {
+                                if tx.send(Msg::Event(ev)).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    };
+                    let why = tokio::select! {
+                        why = connector.watch(c, watched, etx) => why,
+                        () = forward => "the daemon is stopping".to_string(),
+                    };
+                    let _ = tx.send(Msg::Event(Event::BusLost(why))).await;
+                });
+                self.conn = Some(conn);
+                Event::Connected(Ok(via))
+            }
+            Err(e) => Event::Connected(Err(e.to_string())),
+        }
+    }
+
+    fn spawn(&self, work: impl std::future::Future<Output = Event> + Send + 'static) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(Msg::Event(work.await)).await;
+        });
+    }
+
+    /// Performs one action; returns an event to handle at once, if any.
+    pub fn perform(&mut self, action: Action) -> Option<Event> {
+        match action {
+            Action::Connect => {
+                self.conn = None;
+                let (connector, tx) = (self.connector.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    let r = connector.connect().await;
+                    let _ = tx.send(Msg::Connected(r)).await;
+                });
+            }
+            Action::ReadSources => {
+                let (read, tx) = (self.read_sources.clone(), self.tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let (texts, problems) = read();
+                    let _ = tx.blocking_send(Msg::Event(Event::Sources(texts, problems)));
+                });
+            }
+            Action::Load(sources, generation) => self.evaluator.load(sources, generation),
+            Action::Evaluate(units, origin) => {
+                let left = self.evaluator.submit(units, origin);
+                if !left.is_empty() {
+                    return Some(Event::Rejected(left, origin));
+                }
+            }
+            Action::ShareUnits(units) => self.evaluator.units(units),
+            Action::Watch(units) => {
+                if let Ok(mut w) = self.watched.write() {
+                    *w = units.into_iter().collect();
+                }
+            }
+            Action::ReadInfo(unit) => {
+                let conn = self.conn.clone()?;
+                self.spawn(async move {
+                    let result = conn.info(&unit).await.map_err(|e| e.to_string());
+                    Event::Info { unit, result }
+                });
+            }
+            Action::ReadLive {
+                unit,
+                props,
+                ticket,
+            } => {
+                let Some(conn) = self.conn.clone() else {
+                    return Some(Event::Live {
+                        unit,
+                        result: Err("not connected to systemd".into()),
+                        ticket,
+                    });
+                };
+                self.spawn(async move {
+                    let result = conn.live(&unit, props).await.map_err(|e| e.to_string());
+                    Event::Live {
+                        unit,
+                        result,
+                        ticket,
+                    }
+                });
+            }
+            Action::Apply { unit, changes } => {
+                let Some(conn) = self.conn.clone() else {
+                    return Some(Event::Applied {
+                        unit,
+                        changes,
+                        result: Err("not connected to systemd".into()),
+                    });
+                };
+                self.spawn(async move {
+                    let settings = changes.iter().map(|c| c.target.setting.clone()).collect();
+                    let props = changes.iter().map(|c| c.target.prop).collect();
+                    let result = match conn.set(&unit, settings).await {
+                        Ok(()) => conn.live(&unit, props).await,
+                        Err(e) => Err(e),
+                    };
+                    Event::Applied {
+                        unit,
+                        changes,
+                        result: result.map_err(|e| e.to_string()),
+                    }
+                });
+            }
+            Action::Log(record) => log(&record),
+            Action::Save(state) => {
+                if let Err(e) = self.store.save(&state) {
+                    warn!("{e}");
+                }
+            }
+            Action::Notify(notice) => self.notifier.notify(&notice),
+            Action::Reply(id, response) => {
+                if let Some(tx) = self.replies.remove(&id) {
+                    let _ = tx.send(*response);
+                }
+            }
+            Action::Exit => {}
+        }
+        None
+    }
+}
+
+/// Writes a record to the journal (structured fields) or stderr.
+fn log(r: &LogRecord) {
+    let unit = r.unit.as_deref().unwrap_or("");
+    let field = |name: &str| {
+        r.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    if !r.fields.is_empty() {
+        // A change: the fields `journalctl PROPERTY=..` finds.
+        info!(
+            UNIT = %unit,
+            PROPERTY = %field("PROPERTY"),
+            OLD = %field("OLD"),
+            NEW = %field("NEW"),
+            REASON = %field("REASON"),
+            "{}",
+            r.message
+        );
+        return;
+    }
+    match (r.level, r.unit.is_some()) {
+        (Level::Error, true) => error!(UNIT = %unit, "{}", r.message),
+        (Level::Error, false) => error!("{}", r.message),
+        (Level::Warn, true) => warn!(UNIT = %unit, "{}", r.message),
+        (Level::Warn, false) => warn!("{}", r.message),
+        (Level::Info, true) => info!(UNIT = %unit, "{}", r.message),
+        (Level::Info, false) => info!("{}", r.message),
+    }
+}

@@ -1,0 +1,99 @@
+//! What goes into a lab before it boots, and what a command run in it gave.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What to put in the lab before it boots.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The `systemd-sparrow` binary: installed as `/opt/sparrow/bin/systemd-sparrow`
+    /// and, under the generator's name, in `/etc/systemd/system-generators/`.
+    /// `None` boots a bare systemd.
+    pub sparrow: Option<PathBuf>,
+    /// `(file name, text)` for `/etc/systemd/sparrow/`.
+    pub definitions: Vec<(String, String)>,
+    /// `(file name, text)` for `/etc/systemd/system/`.
+    pub unit_files: Vec<(String, String)>,
+    /// How long boot may take.
+    pub boot_timeout: Duration,
+    /// After this the reaper kills the lab whatever the test is doing.
+    pub watchdog: Duration,
+    /// Accept a boot that ends `degraded` (some unit failed), for demos of
+    /// definitions whose programs the lab lacks. Tests want `running`.
+    pub allow_degraded: bool,
+}
+
+impl Setup {
+    /// A lab with the generator from `sparrow` and nothing else.
+    pub fn new(sparrow: impl Into<PathBuf>) -> Setup {
+        Setup {
+            sparrow: Some(sparrow.into()),
+            ..Setup::bare()
+        }
+    }
+
+    /// A lab with systemd only.
+    pub fn bare() -> Setup {
+        Setup {
+            sparrow: None,
+            definitions: Vec::new(),
+            unit_files: Vec::new(),
+            boot_timeout: Duration::from_secs(60),
+            watchdog: Duration::from_secs(600),
+            allow_degraded: false,
+        }
+    }
+
+    /// Adds a definition before boot.
+    pub fn definition(mut self, name: &str, text: &str) -> Setup {
+        self.definitions.push((name.into(), text.into()));
+        self
+    }
+
+    /// Installs systemd-sparrowd's packaged unit (`packaging/systemd-sparrowd.service`,
+    /// pointed at the lab's binary); start it with `systemctl start systemd-sparrowd`.
+    pub fn daemon(self) -> Setup {
+        let unit = include_str!("../../../packaging/systemd-sparrowd.service").replace(
+            "ExecStart=/usr/local/bin/systemd-sparrowd",
+            "ExecStart=/opt/sparrow/bin/systemd-sparrowd",
+        );
+        self.unit_file("systemd-sparrowd.service", &unit)
+    }
+
+    /// Adds a unit file (or shebang unit) before boot.
+    pub fn unit_file(mut self, name: &str, text: &str) -> Setup {
+        self.unit_files.push((name.into(), text.into()));
+        self
+    }
+}
+
+/// The result of a command run inside the lab.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit code (`None` when killed).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Whether it exited 0.
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Its standard output; panics with everything it printed when it
+    /// failed (for tests and the demo's own checks).
+    pub fn expect_ok(self) -> String {
+        assert!(
+            self.ok(),
+            "command failed ({:?}): {}{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self.stdout
+    }
+}
