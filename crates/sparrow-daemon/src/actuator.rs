@@ -23,6 +23,9 @@ use crate::systemd::{Connector, Systemd, SystemdError, Via};
 pub enum Msg<C> {
     /// An event for the core.
     Event(Event),
+    /// Events that came together (a batch of evaluations): handled in one
+    /// turn of the loop.
+    Events(Vec<Event>),
     /// A connection attempt ended.
     Connected(Result<(C, Via), SystemdError>),
     /// A control request, with where its answer goes.

@@ -91,6 +91,9 @@ pub struct DaemonStatus {
     pub slow: u64,
     /// Evaluations postponed because every worker was busy.
     pub postponed: u64,
+    /// Live changes made since the daemon started.
+    #[serde(default)]
+    pub applied: u64,
     /// Problems with definitions (one line each).
     pub problems: Vec<String>,
 }

@@ -258,6 +258,7 @@ impl<C: Send + Sync + 'static> Evaluator for ScriptedEvaluator<C> {
 
     fn submit(&self, units: Vec<String>, origin: Origin) -> Vec<String> {
         lock(&self.submitted).push(units.clone());
+        let mut batch = Vec::new();
         for unit in units {
             let n = {
                 let mut c = lock(&self.counts);
@@ -266,7 +267,7 @@ impl<C: Send + Sync + 'static> Evaluator for ScriptedEvaluator<C> {
                 *n
             };
             let result = (self.script)(&unit, n);
-            self.send(Event::Evaluated(Evaluation {
+            batch.push(Event::Evaluated(Evaluation {
                 unit,
                 generation: 1,
                 result,
@@ -277,6 +278,11 @@ impl<C: Send + Sync + 'static> Evaluator for ScriptedEvaluator<C> {
                 origin,
             }));
         }
+        // One message for the batch, as the pool sends it.
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(Msg::Events(batch)).await;
+        });
         Vec::new()
     }
 }

@@ -72,8 +72,8 @@ pub enum PoolEvent {
         /// Problems with sources (one line each).
         problems: Vec<String>,
     },
-    /// A unit was evaluated.
-    Evaluated(Evaluation),
+    /// A batch of units was evaluated.
+    Evaluated(Vec<Evaluation>),
 }
 
 enum Job {
@@ -189,8 +189,9 @@ impl Evaluator for Pool {
         if free.is_empty() {
             return units;
         }
-        // Equal shares, as far as each has room.
-        let share = units.len().div_ceil(free.len());
+        // Equal shares, as far as each has room, but small batches stay
+        // whole: one process woken instead of several.
+        let share = units.len().div_ceil(free.len()).max(MIN_SHARE);
         for (t, room) in free.iter_mut() {
             let take = share.min(*room).min(units.len());
             if take == 0 {
@@ -216,6 +217,9 @@ impl Evaluator for Pool {
 /// Called with each unit's result: the unit, the reply or why there is
 /// none, whether the process was killed for time, and how long it took.
 type Done<'a> = dyn FnMut(&str, Result<Evaluated, String>, bool, Duration) + 'a;
+
+/// Batches up to this size go to one evaluator process.
+const MIN_SHARE: usize = 64;
 
 /// How long a request to a process may take beyond its own limit.
 const SEND: Duration = Duration::from_secs(10);
@@ -302,50 +306,64 @@ impl Proc {
         Ok(out)
     }
 
-    /// Evaluates `units` in order, calling `done` with each result (and
-    /// how long it took) as it comes. A unit whose evaluation takes the
-    /// process down gets the reason; the rest go to a fresh process.
+    /// Evaluates `units`, calling `done` with each result (and how long
+    /// it took). They go to the process as one batch and come back as one
+    /// reply. A unit whose evaluation takes the process down (or stalls it
+    /// past the hard limit) is found from the process's progress file and
+    /// gets the reason; the others, including those whose results died
+    /// with the process, are evaluated again in a fresh one.
     fn evaluate(&mut self, units: &[String], done: &mut Done) {
         let limit = self.cfg.limit;
         // The process enforces `limit` itself; this catches what it cannot
         // interrupt (time inside one native call).
         let hard = sparrow_isolate::hard_limit(limit).max(Duration::from_millis(500));
-        let mut i = 0;
-        while i < units.len() {
+        let mut left: Vec<String> = units.to_vec();
+        while !left.is_empty() {
             self.ensure();
             let Some(w) = self.child.as_mut() else {
-                for u in &units[i..] {
-                    done(
-                        u,
-                        Err("no evaluator process could be started".into()),
-                        false,
-                        Duration::ZERO,
-                    );
+                for u in &left {
+                    let why = "no evaluator process could be started".to_string();
+                    done(u, Err(why), false, Duration::ZERO);
                 }
                 return;
             };
             let req = Request::Eval {
-                units: units[i..].to_vec(),
+                units: left.clone(),
                 limit_ms: limit.as_millis() as u64,
             };
-            let mut start = Instant::now();
-            let mut sent = w.send(&req, SEND);
-            while i < units.len() {
-                match sent.and_then(|()| w.recv::<Evaluated>(hard)) {
-                    Ok(e) => {
-                        done(&units[i], Ok(e), false, start.elapsed());
-                        start = Instant::now();
-                        i += 1;
-                        sent = Ok(());
+            let start = Instant::now();
+            match w
+                .send(&req, SEND)
+                .and_then(|()| w.recv_progress::<Vec<Evaluated>>(hard))
+            {
+                Ok(replies) if replies.len() == left.len() => {
+                    for (u, e) in left.iter().zip(replies) {
+                        let took = Duration::from_micros(e.took_us);
+                        done(u, Ok(e), false, took);
                     }
-                    Err(f) => {
-                        self.child = None;
-                        let timed_out = matches!(f, Failure::TimedOut(_));
-                        let msg = format!("evaluating the closures of {} {f}", units[i]);
-                        done(&units[i], Err(msg), timed_out, start.elapsed());
-                        i += 1;
-                        break;
+                    return;
+                }
+                Ok(replies) => {
+                    self.child = None;
+                    let why = format!(
+                        "the evaluator answered {} of {} units",
+                        replies.len(),
+                        left.len()
+                    );
+                    for u in &left {
+                        done(u, Err(why.clone()), false, Duration::ZERO);
                     }
+                    return;
+                }
+                Err(f) => {
+                    // The unit it was on (positions count from 1; 0: it
+                    // died before starting, blame the first).
+                    let at = (w.progress().max(1) as usize).min(left.len()) - 1;
+                    self.child = None;
+                    let timed_out = matches!(f, Failure::TimedOut(_));
+                    let unit = left.remove(at);
+                    let msg = format!("evaluating the closures of {unit} {f}");
+                    done(&unit, Err(msg), timed_out, start.elapsed());
                 }
             }
         }
@@ -386,8 +404,8 @@ fn work(
                 p.units = Some(units);
             }
             Job::Eval { units, origin } => {
+                let mut batch = Vec::with_capacity(units.len());
                 p.evaluate(&units, &mut |unit, reply, killed, took| {
-                    in_flight.fetch_sub(1, Ordering::Relaxed);
                     let ev = match reply {
                         Ok(e) => Evaluation {
                             unit: unit.to_string(),
@@ -410,8 +428,11 @@ fn work(
                             origin,
                         },
                     };
-                    report(PoolEvent::Evaluated(ev));
+                    batch.push(ev);
                 });
+                in_flight.fetch_sub(batch.len(), Ordering::Relaxed);
+                // One report for the batch: one wake-up of the daemon.
+                report(PoolEvent::Evaluated(batch));
             }
         }
     }

@@ -3,8 +3,10 @@
 //! Started as `sparrow-evaluator runtime` (the daemon's binary,
 //! re-executed), it loads the definitions it is sent and evaluates units'
 //! closures on request. Every reply is one line; a load answers once per
-//! source, so when this process dies the daemon knows which definition or
-//! which unit did it, reports it, and starts a fresh process without it.
+//! source, an evaluation once per batch (with the unit it is on in the
+//! progress file), so when this process dies the daemon knows which
+//! definition or which unit did it, reports it, and starts a fresh process
+//! without it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -47,7 +49,9 @@ pub(crate) enum Request {
     /// `service_memory()`); not answered.
     Units(HashMap<String, UnitSnapshot>),
     /// Evaluate these units' closures, each within `limit_ms`; answered
-    /// with one [`Evaluated`] per unit, in order.
+    /// with one list of [`Evaluated`], in order. Before each unit the
+    /// process writes its position (from 1) to its progress file, so that
+    /// when it dies or hangs the daemon knows which unit did it.
     Eval {
         /// The units.
         units: Vec<String>,
@@ -74,6 +78,8 @@ pub(crate) struct Evaluated {
     pub timed_out: bool,
     /// `log()` lines: (unit, message).
     pub logs: Vec<(String, String)>,
+    /// How long its closures took.
+    pub took_us: u64,
 }
 
 /// One unit's closures.
@@ -139,7 +145,12 @@ pub fn serve() -> u8 {
                 let Some((loader, _)) = &state else {
                     return 2;
                 };
-                units.iter().try_for_each(|unit| {
+                let mut out = Vec::with_capacity(units.len());
+                for (i, unit) in units.iter().enumerate() {
+                    // Where a crash or a hang is: the daemon reads it only
+                    // when this process dies or stalls.
+                    chan.progress(i as u64 + 1);
+                    let start = Instant::now();
                     let result = match closures.get(unit) {
                         Some(c) => evaluate(loader, c, unit, Duration::from_millis(limit_ms)),
                         None => Err((
@@ -152,14 +163,15 @@ pub fn serve() -> u8 {
                         Err((e, t)) => (Err(e), t),
                     };
                     let logs = std::mem::take(&mut *logs.lock().unwrap_or_else(|p| p.into_inner()));
-                    // One line per unit, flushed: if the next unit kills this
-                    // process, the daemon knows which one it was.
-                    chan.send(&Evaluated {
+                    out.push(Evaluated {
                         result,
                         timed_out,
                         logs,
-                    })
-                })
+                        took_us: start.elapsed().as_micros() as u64,
+                    });
+                }
+                // One reply for the batch: one wake-up of the daemon.
+                chan.send(&out)
             }
         };
         if sent.is_err() {

@@ -4,12 +4,13 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{ARG0, MAX_MESSAGE};
+use crate::{ARG0, MAX_MESSAGE, PROGRESS_FD};
 
 /// When this process was started as a child (`argv[0]` is [`ARG0`]), the
 /// role it was given (`argv[1]`), else `None`.
@@ -29,6 +30,7 @@ pub struct Channel {
     input: BufReader<io::Stdin>,
     output: BufWriter<File>,
     line: Vec<u8>,
+    progress: Option<File>,
 }
 
 impl Channel {
@@ -43,11 +45,29 @@ impl Channel {
             }
             OwnedFd::from_raw_fd(fd)
         };
+        // SAFETY: F_GETFD only asks whether the descriptor is open; when it
+        // is, it is the parent's progress file, owned by the File from here
+        // on and closed on exec so that nothing this process runs inherits it.
+        let progress = unsafe {
+            (libc::fcntl(PROGRESS_FD, libc::F_GETFD) >= 0
+                && libc::fcntl(PROGRESS_FD, libc::F_SETFD, libc::FD_CLOEXEC) >= 0)
+                .then(|| File::from_raw_fd(PROGRESS_FD))
+        };
         Ok(Channel {
             input: BufReader::new(io::stdin()),
             output: BufWriter::new(File::from(out)),
             line: Vec::new(),
+            progress,
         })
+    }
+
+    /// Says how far a long request got (a step number), for the parent's
+    /// [`crate::Worker::recv_progress`]. A write to a memory file: it wakes
+    /// nobody, so it costs nothing to call per step.
+    pub fn progress(&self, step: u64) {
+        if let Some(f) = &self.progress {
+            let _ = f.write_at(&step.to_le_bytes(), 0);
+        }
     }
 
     /// The next request, or `None` when the parent closed the pipe.

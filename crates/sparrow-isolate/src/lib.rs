@@ -28,6 +28,9 @@ pub use worker::{Death, Failure, Limits, Worker};
 /// anything else and serve requests instead of doing their usual job.
 pub const ARG0: &str = "sparrow-evaluator";
 
+/// The descriptor a child finds its progress file on.
+pub const PROGRESS_FD: i32 = 3;
+
 /// The longest message either side accepts (a definition's units, or a
 /// batch of definitions' texts).
 pub const MAX_MESSAGE: usize = 64 << 20;

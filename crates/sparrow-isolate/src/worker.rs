@@ -1,8 +1,10 @@
 //! The parent's side: one child process, driven request by request.
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::FileExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{ARG0, MAX_MESSAGE};
+use crate::{ARG0, MAX_MESSAGE, PROGRESS_FD};
 
 /// What a child may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +130,9 @@ pub struct Worker {
     err_tail: Vec<u8>,
     limits: Limits,
     dead: bool,
+    /// Shared with the child as fd [`PROGRESS_FD`]: where it says how far
+    /// it got, without waking anyone (see [`Worker::recv_progress`]).
+    progress: Option<File>,
 }
 
 const ERR_KEEP: usize = 2048;
@@ -162,6 +167,8 @@ impl Worker {
         // SAFETY: getpid is async-signal-safe.
         let parent = unsafe { libc::getpid() };
         let memory = limits.memory;
+        let progress = progress_file();
+        let progress_fd = progress.as_ref().map_or(-1, |f| f.as_raw_fd());
         // SAFETY: only async-signal-safe calls (prctl, setrlimit, getppid)
         // run between fork and exec.
         unsafe {
@@ -187,6 +194,18 @@ impl Worker {
                 };
                 limit(libc::RLIMIT_AS, memory)?;
                 limit(libc::RLIMIT_CORE, 0)?;
+                if progress_fd >= 0 {
+                    // dup2 leaves the copy without close-on-exec; when the
+                    // file already is fd 3, clear the flag instead.
+                    let r = if progress_fd == PROGRESS_FD {
+                        libc::fcntl(PROGRESS_FD, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(progress_fd, PROGRESS_FD)
+                    };
+                    if r < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
@@ -214,7 +233,42 @@ impl Worker {
             err_tail: Vec::new(),
             limits,
             dead: false,
+            progress,
         })
+    }
+
+    /// How far the child says it got ([`crate::Channel::progress`]); 0
+    /// before it said anything.
+    pub fn progress(&self) -> u64 {
+        let Some(f) = &self.progress else { return 0 };
+        let mut b = [0u8; 8];
+        match f.read_at(&mut b, 0) {
+            Ok(8) => u64::from_le_bytes(b),
+            _ => 0,
+        }
+    }
+
+    /// Receives one reply to a request that takes many steps (a batch):
+    /// the child is killed only when its progress stands still for
+    /// `stall`, however long the whole takes. Waiting costs no wake-ups
+    /// while the child works: its progress is read only when `stall` passes.
+    pub fn recv_progress<T: DeserializeOwned>(&mut self, stall: Duration) -> Result<T, Failure> {
+        let mut seen = self.progress();
+        let mut deadline = Instant::now() + stall;
+        loop {
+            if let Some(reply) = self.take_line() {
+                return reply;
+            }
+            if self.fill()? == 0 && !self.poll_io(deadline, 0)? {
+                let now = self.progress();
+                if now == seen {
+                    self.kill();
+                    return Err(Failure::TimedOut(stall));
+                }
+                seen = now;
+                deadline = Instant::now() + stall;
+            }
+        }
     }
 
     /// The child's process id.
@@ -223,7 +277,12 @@ impl Worker {
     }
 
     /// Sends one request, waiting at most `timeout` for the pipe to take it.
+    /// The child's progress starts again from 0 (it is between requests,
+    /// so nothing races this).
     pub fn send<T: Serialize>(&mut self, msg: &T, timeout: Duration) -> Result<(), Failure> {
+        if let Some(f) = &self.progress {
+            let _ = f.write_at(&0u64.to_le_bytes(), 0);
+        }
         let mut line = serde_json::to_vec(msg).map_err(|e| self.fail_protocol(e.to_string()))?;
         line.push(b'\n');
         if line.len() > MAX_MESSAGE {
@@ -309,11 +368,19 @@ impl Worker {
     /// Waits until stdout is readable (or, with `POLLOUT`, stdin writable),
     /// collecting stderr meanwhile; kills the child at `deadline`.
     fn wait_io(&mut self, deadline: Instant, out: i16, timeout: Duration) -> Result<(), Failure> {
+        if self.poll_io(deadline, out)? {
+            return Ok(());
+        }
+        self.kill();
+        Err(Failure::TimedOut(timeout))
+    }
+
+    /// Like `wait_io`, but at `deadline` returns `false` instead of killing.
+    fn poll_io(&mut self, deadline: Instant, out: i16) -> Result<bool, Failure> {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                self.kill();
-                return Err(Failure::TimedOut(timeout));
+                return Ok(false);
             }
             let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as i32;
             let mut fds = [
@@ -345,7 +412,7 @@ impl Worker {
                 self.read_stderr();
             }
             if fds[0].revents != 0 {
-                return Ok(());
+                return Ok(true);
             }
         }
     }
@@ -417,6 +484,21 @@ impl Worker {
             self.dead = true;
         }
     }
+}
+
+/// A memory-backed file for progress: 8 bytes, little-endian; `None` when
+/// the kernel has no memfd (the child then reports no progress).
+fn progress_file() -> Option<File> {
+    // SAFETY: memfd_create with a constant C string; the descriptor is
+    // owned by the File from here on.
+    let fd = unsafe { libc::memfd_create(c"sparrow-progress".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just created and is not owned elsewhere.
+    let f = unsafe { File::from_raw_fd(fd) };
+    f.set_len(8).ok()?;
+    Some(f)
 }
 
 impl Drop for Worker {
@@ -534,5 +616,37 @@ mod tests {
             n.to_string()
         };
         assert_eq!(kib, (Limits::default().memory / 1024).to_string());
+    }
+
+    /// Writes step `n` to the progress file from a shell (at offset 0).
+    fn step(n: u8) -> String {
+        format!("printf '\\{n:03o}\\000\\000\\000\\000\\000\\000\\000' | dd of=/proc/self/fd/3 conv=notrunc status=none")
+    }
+
+    #[test]
+    fn a_batch_may_take_long_while_it_makes_progress() {
+        // 5 steps of 100 ms: 500 ms in all, more than twice the stall limit.
+        let steps: Vec<String> = (1..=5).map(|i| format!("{}; sleep 0.1", step(i))).collect();
+        let mut w = sh(&format!("read x; {}; echo 5; read y", steps.join("; ")));
+        w.send(&"go", Duration::from_secs(5)).unwrap();
+        let start = Instant::now();
+        let n: u32 = w.recv_progress(Duration::from_millis(250)).unwrap();
+        assert_eq!(n, 5);
+        assert!(start.elapsed() >= Duration::from_millis(400));
+        assert_eq!(w.progress(), 5);
+    }
+
+    #[test]
+    fn a_batch_that_stops_making_progress_is_stopped_at_its_step() {
+        let mut w = sh(&format!("read x; {}; {}; sleep 30", step(1), step(2)));
+        w.send(&"go", Duration::from_secs(5)).unwrap();
+        let start = Instant::now();
+        let e = w
+            .recv_progress::<u32>(Duration::from_millis(200))
+            .unwrap_err();
+        assert!(matches!(e, Failure::TimedOut(_)), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // The step it was on when it stalled.
+        assert_eq!(w.progress(), 2);
     }
 }

@@ -427,6 +427,21 @@ fn status_eval_reload_and_readiness() {
         .unwrap());
     assert!(reload.contains("re-reading definitions"), "{reload}");
     wait_memory_max(&lab, "db.service", 200 << 20);
+    // A #!raku unit is not skipped silently: the daemon reads definitions
+    // with the generator's loader, and status names it.
+    lab.write_unit_file("legacy.service", "#!raku\nservice-name 'legacy';\n")
+        .unwrap();
+    ok(lab
+        .exec(&["/opt/sparrow/bin/systemd-sparrow", "reload"])
+        .unwrap());
+    lab.wait_for("the Raku unit to be reported", secs(10), |lab| {
+        let problems = status_json(lab, "")["status"]["daemon"]["problems"].to_string();
+        Ok((
+            problems.contains("legacy.service") && problems.contains("Raku bridge"),
+            problems,
+        ))
+    })
+    .unwrap();
     // Unknown units are refused with a reason.
     let o = lab
         .exec(&["/opt/sparrow/bin/systemd-sparrow", "status", "nope.service"])

@@ -107,6 +107,7 @@ impl Core {
                 errors: self.counters.errors,
                 slow: self.counters.slow,
                 postponed: self.counters.postponed,
+                applied: self.counters.applied,
                 problems: self.problems.clone(),
             },
             units,

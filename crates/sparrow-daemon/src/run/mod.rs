@@ -152,19 +152,21 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
             exe: PathBuf::from("/proc/self/exe"),
         },
         Arc::new(move |ev| {
-            let ev = match ev {
+            let msg = match ev {
                 PoolEvent::Loaded {
                     generation,
                     specs,
                     problems,
-                } => Event::Loaded {
+                } => Msg::Event(Event::Loaded {
                     generation,
                     specs,
                     problems,
-                },
-                PoolEvent::Evaluated(e) => Event::Evaluated(e),
+                }),
+                PoolEvent::Evaluated(batch) => {
+                    Msg::Events(batch.into_iter().map(Event::Evaluated).collect())
+                }
             };
-            let _ = report_tx.blocking_send(Msg::Event(ev));
+            let _ = report_tx.blocking_send(msg);
         }),
     );
     let store = FileStore(cfg.state.clone());
@@ -237,16 +239,22 @@ pub async fn drive<C, E, N, S>(
                 None => std::future::pending().await,
             }
         };
-        let ev = tokio::select! {
+        let events = tokio::select! {
             msg = rx.recv() => match msg {
                 None => return,
-                Some(Msg::Event(ev)) => ev,
-                Some(Msg::Connected(r)) => actuator.connected(r),
-                Some(Msg::Control(req, reply)) => Event::Control(actuator.request(reply), req),
+                Some(Msg::Event(ev)) => vec![ev],
+                Some(Msg::Events(evs)) => evs,
+                Some(Msg::Connected(r)) => vec![actuator.connected(r)],
+                Some(Msg::Control(req, reply)) => {
+                    vec![Event::Control(actuator.request(reply), req)]
+                }
             },
-            () = sleep => Event::Tick,
+            () = sleep => vec![Event::Tick],
         };
-        queue = core.handle(ev, clock.now());
+        let now = clock.now();
+        for ev in events {
+            queue.extend(core.handle(ev, now));
+        }
     }
 }
 

@@ -426,13 +426,10 @@ impl Feature for Resources {
                         .get(*n)
                         .is_some_and(|x| x.active() && x.quarantined.is_none())
             })
-            // The start of the unit's batch window: it goes with others
-            // due a little later, in one wake-up.
-            .map(|(_, u)| {
-                u.next_due
-                    .saturating_sub(batch_window(u.spec.interval_ms))
-                    .max(u.not_before)
-            })
+            // When the first unit is due, the ones due within its batch
+            // window go too (a little early): one wake-up for all, and
+            // from then on they share a schedule.
+            .map(|(_, u)| u.next_due.max(u.not_before))
             .min()
     }
 

@@ -265,3 +265,60 @@ fn evaluations_due_together_go_in_one_batch_and_busy_evaluators_postpone() {
     let retry = t.until_evaluate();
     assert_eq!(retry, b);
 }
+
+#[test]
+fn units_started_together_are_evaluated_together_ever_after() {
+    // The idle-cost rule: 100 units at 30 s, seen starting one by one over
+    // a second, settle into one batch (one wake-up) per interval.
+    let mut t = T::new(Persisted::default(), None);
+    let names: Vec<String> = (0..100).map(|i| format!("u{i}.service")).collect();
+    t.ev(Event::Sources(vec![], vec![]));
+    t.ev(Event::Loaded {
+        generation: 1,
+        specs: names.iter().map(|n| spec(n, 30_000)).collect(),
+        problems: vec![],
+    });
+    t.ev(Event::Connected(Ok(Via::SystemBus)));
+    let mut batches = Vec::new();
+    for n in &names {
+        let a = t.info(n, "active");
+        if let Some(b) = a.iter().find_map(|a| match a {
+            Action::Evaluate(u, _) => Some(u.clone()),
+            _ => None,
+        }) {
+            for u in &b {
+                t.evaluated(u, Ok(vec![]));
+            }
+            batches.push((t.now.mono, b));
+        }
+        let at = t.now.mono + 10;
+        t.at(at);
+    }
+    let start = t.now.mono;
+    let mut wakes = 0;
+    while let Some(at) = t.core.next_wake().filter(|at| *at < start + 300_000) {
+        t.at(at.max(t.now.mono));
+        wakes += 1;
+        let a = t.ev(Event::Tick);
+        for units in a.iter().filter_map(|a| match a {
+            Action::Evaluate(u, _) => Some(u.clone()),
+            _ => None,
+        }) {
+            for u in &units {
+                t.evaluated(u, Ok(vec![]));
+            }
+            batches.push((t.now.mono, units));
+        }
+    }
+    let later: Vec<usize> = batches
+        .iter()
+        .filter(|(at, _)| *at > start)
+        .map(|(_, b)| b.len())
+        .collect();
+    // First seen over one second: evaluated as seen. Then every 30 s, all
+    // together: 10 rounds in 5 minutes, one wake-up each.
+    assert_eq!(batches.len() - later.len(), 100);
+    assert_eq!(later, vec![100; 10]);
+    // And one for the STATUS= line held back while units were appearing.
+    assert!(wakes <= 11, "{wakes} wake-ups in 5 minutes");
+}
