@@ -101,3 +101,66 @@ pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
         resources,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::rc::Rc;
+
+    use sparrow_lang::{FixedHost, Loader, NoModules};
+
+    use super::*;
+
+    fn specs(text: &str) -> Vec<Spec> {
+        let loaded = Loader::new(Rc::new(FixedHost::debian())).load(
+            Path::new("/defs/t.sparrow"),
+            text,
+            Rc::new(NoModules),
+        );
+        assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+        loaded.units.iter().filter_map(spec_of).collect()
+    }
+
+    #[test]
+    fn any_runtime_feature_makes_a_unit_managed() {
+        let cases = [
+            (r#"health: #{ check: || true }"#, "health"),
+            (r#"hooks: #{ pre_start: || () }"#, "hooks"),
+            (
+                r#"kernel_monitoring: #{ psi: #{ memory: #{ level: "some", threshold: "150ms", window: "2s" } } }"#,
+                "kernel_monitoring",
+            ),
+        ];
+        for (key, feature) in cases {
+            let s = specs(&format!(
+                r#"service("a", #{{ exec_start: "/bin/true", {key} }});"#
+            ));
+            assert_eq!(s.len(), 1, "{key}");
+            assert_eq!(s[0].features, vec![feature.to_string()]);
+            // Only resources are acted on in this version.
+            assert_eq!(s[0].resources, None);
+        }
+        assert!(specs(r#"service("b", #{ exec_start: "/bin/true" });"#).is_empty());
+    }
+
+    #[test]
+    fn resources_come_with_their_hysteresis_settings() {
+        let s = specs(
+            r#"service("c", #{ exec_start: "/bin/true", cpu_weight: || 200,
+                monitor: #{ interval: "30s", min_dwell: "2min", max_changes_per_minute: 3,
+                    change_threshold: #{ memory_max: "64M", cpu_quota: "10%" },
+                    resources: || #{ memory_max: "1G" } } });"#,
+        );
+        let r = s[0].resources.as_ref().unwrap();
+        assert_eq!(
+            (r.interval_ms, r.min_dwell_ms, r.max_changes_per_minute),
+            (30_000, 120_000, 3)
+        );
+        assert_eq!(r.thresholds[&Prop::MemoryMax], Threshold::Abs(64 << 20));
+        // cpu_quota thresholds are percentage points of one CPU, in µs/s.
+        assert_eq!(r.thresholds[&Prop::CpuQuota], Threshold::Abs(100_000));
+        assert!(r.closure);
+        assert_eq!(r.dynamic, vec![Prop::CpuWeight]);
+        assert_eq!(s[0].features, vec!["resources".to_string()]);
+    }
+}
