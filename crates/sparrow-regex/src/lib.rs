@@ -1,0 +1,1114 @@
+//! Raku regexes, translated to the `regex` crate's syntax.
+//!
+//! Sparrow6's task checks (`regexp: ...` lines) and Raku definitions
+//! (`body => /'ok'/`) are written in Raku's regex language. This crate
+//! translates the part of it that such patterns use into an equivalent
+//! Rust regex, and refuses the rest with an error that names the construct
+//! and its column; nothing is guessed.
+//!
+//! Supported: whitespace and `#` comments are insignificant; quoted
+//! literals (`'...'`, `"..."`); letters, digits and `_` as literals; `.`;
+//! anchors `^ $ ^^ $$`, word boundaries `<< >> « » <wb> <ww>`; backslash
+//! classes `\d \w \s \h \v \n \t \r \e \f \N` and their negations, `\x[..]`;
+//! character classes `<[a..z]>`, `<-[...]>`, named classes (`<alpha>`,
+//! `<digit>`, `<alnum>`, `<upper>`, `<lower>`, `<space>`, `<punct>`,
+//! `<xdigit>`, `<cntrl>`, `<ws>`, `<ident>`) and their `+`/`-` combinations;
+//! quantifiers `* + ?` (frugal with `?`), `** N`, `** N..M`, `** N..*`,
+//! `** N^..^M`; `%` and `%%` separators; `|` and `||` alternation; groups
+//! `( )` and `[ ]`; named captures `$<name>=`; `:i` / `:ignorecase`.
+//!
+//! Not supported (an error, with the construct): lookaround (`<?before>`,
+//! `<!after>` ...), backreferences (`$0`, `$<x>` in a pattern), embedded
+//! code and interpolation (`{ }`, `<{ }>`, `$var`, `<$var>`, `@list`),
+//! conjunctions (`&`, `&&`), capture markers `<( )>`, the `~` goal
+//! operator, `:sigspace`, `:ratchet` and other adverbs, and any other
+//! unquoted punctuation (which Raku itself rejects).
+#![deny(missing_docs)]
+
+use std::fmt::Write;
+
+/// A pattern that cannot be translated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("column {col}: {message}")]
+pub struct Error {
+    /// 1-based column (in characters) where the construct starts.
+    pub col: usize,
+    /// What is wrong, naming the construct.
+    pub message: String,
+}
+
+/// Translates a Raku regex (the text between the slashes) into Rust
+/// regex syntax.
+pub fn translate(raku: &str) -> Result<String, Error> {
+    let mut t = Translator {
+        s: raku.chars().collect(),
+        i: 0,
+        captures: 0,
+    };
+    let out = t.alternation()?;
+    t.skip_ws();
+    if t.i < t.s.len() {
+        return Err(t.err_here(format!("unexpected {:?}", t.s[t.i])));
+    }
+    Ok(out)
+}
+
+/// Translates and compiles a Raku regex.
+pub fn compile(raku: &str) -> Result<regex::Regex, Error> {
+    let rust = translate(raku)?;
+    regex::Regex::new(&rust).map_err(|e| Error {
+        col: 1,
+        message: format!("the translated pattern {rust:?} is not valid: {e}"),
+    })
+}
+
+struct Translator {
+    s: Vec<char>,
+    i: usize,
+    /// Capture groups made so far.
+    captures: usize,
+}
+
+/// Characters with a meaning in Rust regex syntax (escaped in literals).
+fn rust_escape(c: char, out: &mut String) {
+    if regex_syntax_meta(c) {
+        out.push('\\');
+    }
+    out.push(c);
+}
+
+fn regex_syntax_meta(c: char) -> bool {
+    matches!(
+        c,
+        '\\' | '.'
+            | '+'
+            | '*'
+            | '?'
+            | '('
+            | ')'
+            | '|'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '^'
+            | '$'
+            | '#'
+            | '&'
+            | '-'
+            | '~'
+    )
+}
+
+/// A character as a member of a Rust character class.
+fn class_char(c: char, out: &mut String) {
+    if matches!(c, '\\' | '[' | ']' | '^' | '-' | '&' | '~' | '|') {
+        out.push('\\');
+    }
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\t' => out.push_str("\\t"),
+        '\r' => out.push_str("\\r"),
+        c if c.is_control() => {
+            let _ = write!(out, "\\x{{{:X}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+fn literal(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{{{:X}}}", c as u32);
+            }
+            c => rust_escape(c, &mut out),
+        }
+    }
+    out
+}
+
+/// One translated piece, and whether a quantifier may follow it directly
+/// (a single item) or it needs a group first.
+struct Atom {
+    text: String,
+    single: bool,
+    has_capture: bool,
+}
+
+impl Atom {
+    fn grouped(&self) -> String {
+        if self.single {
+            self.text.clone()
+        } else {
+            format!("(?:{})", self.text)
+        }
+    }
+}
+
+impl Translator {
+    fn peek(&self) -> Option<char> {
+        self.s.get(self.i).copied()
+    }
+
+    fn peek_at(&self, n: usize) -> Option<char> {
+        self.s.get(self.i + n).copied()
+    }
+
+    fn starts_with(&self, text: &str) -> bool {
+        text.chars()
+            .enumerate()
+            .all(|(k, c)| self.s.get(self.i + k) == Some(&c))
+    }
+
+    fn err_at(&self, at: usize, message: impl Into<String>) -> Error {
+        Error {
+            col: at + 1,
+            message: message.into(),
+        }
+    }
+
+    fn err_here(&self, message: impl Into<String>) -> Error {
+        self.err_at(self.i, message)
+    }
+
+    fn unsupported(&self, at: usize, construct: &str, why: &str) -> Error {
+        self.err_at(at, format!("{construct} is not supported: {why}"))
+    }
+
+    /// Skips whitespace and `#` comments.
+    fn skip_ws(&mut self) {
+        while let Some(c) = self.peek() {
+            if c.is_whitespace() {
+                self.i += 1;
+            } else if c == '#' {
+                while let Some(c) = self.peek() {
+                    self.i += 1;
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn alternation(&mut self) -> Result<String, Error> {
+        self.skip_ws();
+        // A leading `|` or `||` is allowed (for layout).
+        if self.starts_with("||") {
+            self.i += 2;
+        } else if self.peek() == Some('|') {
+            self.i += 1;
+        }
+        let mut branches = vec![self.sequence()?];
+        loop {
+            self.skip_ws();
+            if self.starts_with("||") {
+                self.i += 2;
+            } else if self.peek() == Some('|') {
+                self.i += 1;
+            } else {
+                break;
+            }
+            branches.push(self.sequence()?);
+        }
+        Ok(branches.join("|"))
+    }
+
+    fn at_sequence_end(&self) -> bool {
+        matches!(self.peek(), None | Some(')') | Some(']') | Some('|'))
+    }
+
+    fn sequence(&mut self) -> Result<String, Error> {
+        let mut out = String::new();
+        loop {
+            self.skip_ws();
+            if self.at_sequence_end() {
+                return Ok(out);
+            }
+            if self.peek() == Some('&') {
+                return Err(self.unsupported(
+                    self.i,
+                    "a conjunction (& or &&)",
+                    "Rust regexes cannot require two patterns at once",
+                ));
+            }
+            if self.peek() == Some(':') {
+                out.push_str(&self.adverb()?);
+                continue;
+            }
+            let start = self.i;
+            let atom = self.atom()?;
+            let quantified = self.quantifier(start, atom)?;
+            out.push_str(&quantified);
+        }
+    }
+
+    /// `:i`, `:ignorecase`, `:!i`: case sensitivity from here on.
+    fn adverb(&mut self) -> Result<String, Error> {
+        let start = self.i;
+        self.i += 1;
+        let negated = self.peek() == Some('!');
+        if negated {
+            self.i += 1;
+        }
+        let mut name = String::new();
+        while let Some(c) = self.peek().filter(|c| c.is_alphanumeric() || *c == '_') {
+            name.push(c);
+            self.i += 1;
+        }
+        match name.as_str() {
+            "i" | "ignorecase" => Ok(if negated { "(?-i)" } else { "(?i)" }.into()),
+            "" => Err(self.err_at(start, "a lone ':' (quote it to match a colon: ':')")),
+            other => Err(self.unsupported(
+                start,
+                &format!("the adverb :{other}"),
+                "only :i (:ignorecase) is translated",
+            )),
+        }
+    }
+
+    fn atom(&mut self) -> Result<Atom, Error> {
+        let before = self.captures;
+        let mut atom = self.atom_inner()?;
+        atom.has_capture = self.captures > before;
+        Ok(atom)
+    }
+
+    fn atom_inner(&mut self) -> Result<Atom, Error> {
+        let start = self.i;
+        let c = self.peek().expect("not at the end");
+        let single = |text: String| {
+            Ok(Atom {
+                text,
+                single: true,
+                has_capture: false,
+            })
+        };
+        match c {
+            '\'' | '"' | '‘' | '“' | '「' => {
+                let text = self.quoted()?;
+                let n = text.chars().count();
+                Ok(Atom {
+                    text: literal(&text),
+                    single: n == 1,
+                    has_capture: false,
+                })
+            }
+            '(' => {
+                self.i += 1;
+                self.captures += 1;
+                let inner = self.alternation()?;
+                self.expect(')', start, "(")?;
+                Ok(Atom {
+                    text: format!("({inner})"),
+                    single: true,
+                    has_capture: true,
+                })
+            }
+            '[' => {
+                self.i += 1;
+                let inner = self.alternation()?;
+                self.expect(']', start, "[")?;
+                Ok(Atom {
+                    text: format!("(?:{inner})"),
+                    single: true,
+                    has_capture: false,
+                })
+            }
+            '.' => {
+                self.i += 1;
+                single("(?s:.)".into())
+            }
+            '^' => {
+                self.i += 1;
+                if self.peek() == Some('^') {
+                    self.i += 1;
+                    return single("(?m:^)".into());
+                }
+                single("^".into())
+            }
+            '$' => self.dollar(),
+            '\\' => self.backslash(),
+            '<' => self.angle(),
+            '«' => {
+                self.i += 1;
+                single("\\b{start}".into())
+            }
+            '»' => {
+                self.i += 1;
+                single("\\b{end}".into())
+            }
+            '>' if self.peek_at(1) == Some('>') => {
+                self.i += 2;
+                single("\\b{end}".into())
+            }
+            '{' => Err(self.unsupported(start, "a code block { }", "patterns cannot run code")),
+            '@' => Err(self.unsupported(
+                start,
+                "an array interpolation (@...)",
+                "quote the text to match",
+            )),
+            '~' => Err(self.unsupported(start, "the ~ goal operator", "write the brackets out")),
+            '*' | '+' | '?' => {
+                Err(self.err_here(format!("quantifier {c:?} with nothing before it")))
+            }
+            c if c.is_alphanumeric() || c == '_' => {
+                self.i += 1;
+                single(literal(&c.to_string()))
+            }
+            c => Err(self.err_here(format!(
+                "unrecognized regex metacharacter {c:?} (must be quoted to match literally: '{c}')"
+            ))),
+        }
+    }
+
+    fn expect(&mut self, close: char, open_at: usize, open: &str) -> Result<(), Error> {
+        self.skip_ws();
+        if self.peek() == Some(close) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(self.err_at(open_at, format!("{open} is not closed with {close}")))
+        }
+    }
+
+    /// `'...'` or `"..."` (and the typographic quotes Raku accepts).
+    fn quoted(&mut self) -> Result<String, Error> {
+        let start = self.i;
+        let open = self.s[self.i];
+        let close = match open {
+            '‘' => '’',
+            '“' => '”',
+            '「' => '」',
+            c => c,
+        };
+        self.i += 1;
+        let double = open == '"' || open == '“';
+        let mut text = String::new();
+        loop {
+            let Some(c) = self.peek() else {
+                return Err(self.err_at(
+                    start,
+                    format!("the quoted text starting with {open} is not closed"),
+                ));
+            };
+            self.i += 1;
+            if c == close {
+                return Ok(text);
+            }
+            if double && c == '$' {
+                return Err(self.unsupported(
+                    self.i - 1,
+                    "interpolation of a variable in \"...\"",
+                    "use single quotes, or escape the $ as \\$",
+                ));
+            }
+            if double && (c == '{') {
+                return Err(self.unsupported(
+                    self.i - 1,
+                    "a code block in \"...\"",
+                    "use single quotes",
+                ));
+            }
+            if c == '\\' && open != '「' {
+                let Some(n) = self.peek() else {
+                    return Err(self.err_at(start, "the quoted text ends in a backslash"));
+                };
+                self.i += 1;
+                if double {
+                    match n {
+                        'n' => text.push('\n'),
+                        't' => text.push('\t'),
+                        'r' => text.push('\r'),
+                        'e' => text.push('\x1b'),
+                        '0' => text.push('\0'),
+                        other => text.push(other),
+                    }
+                } else if n == close || n == '\\' {
+                    text.push(n);
+                } else {
+                    text.push('\\');
+                    text.push(n);
+                }
+                continue;
+            }
+            text.push(c);
+        }
+    }
+
+    fn dollar(&mut self) -> Result<Atom, Error> {
+        let start = self.i;
+        self.i += 1;
+        match self.peek() {
+            Some('$') => {
+                self.i += 1;
+                Ok(Atom {
+                    text: "(?m:$)".into(),
+                    single: true,
+                    has_capture: false,
+                })
+            }
+            Some('<') => {
+                // $<name>= ...: a named capture.
+                self.i += 1;
+                let mut name = String::new();
+                while let Some(c) = self.peek().filter(|c| *c != '>') {
+                    name.push(c);
+                    self.i += 1;
+                }
+                if self.peek() != Some('>') {
+                    return Err(self.err_at(start, "$<name is not closed with >"));
+                }
+                self.i += 1;
+                self.skip_ws();
+                if self.peek() != Some('=') {
+                    return Err(self.unsupported(
+                        start,
+                        &format!("the backreference $<{name}>"),
+                        "Rust regexes have no backreferences",
+                    ));
+                }
+                self.i += 1;
+                if name.is_empty()
+                    || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    || name.starts_with(|c: char| c.is_ascii_digit())
+                {
+                    return Err(self.err_at(
+                        start,
+                        format!("capture name {name:?} must be letters, digits and _"),
+                    ));
+                }
+                self.skip_ws();
+                if self.at_sequence_end() {
+                    return Err(self.err_at(start, format!("$<{name}>= captures nothing")));
+                }
+                let at = self.i;
+                self.captures += 1;
+                let inner = self.atom()?;
+                let inner = self.quantifier(at, inner)?;
+                // A capture group of its own: name that one.
+                let text = match inner.strip_prefix('(').filter(|_| {
+                    inner.ends_with(')') && !inner.starts_with("(?") && balanced_group(&inner)
+                }) {
+                    Some(rest) => format!("(?P<{name}>{}", rest),
+                    None => format!("(?P<{name}>{inner})"),
+                };
+                Ok(Atom {
+                    text,
+                    single: true,
+                    has_capture: true,
+                })
+            }
+            Some(c) if c.is_ascii_digit() => Err(self.unsupported(
+                start,
+                &format!("the backreference ${c}"),
+                "Rust regexes have no backreferences",
+            )),
+            Some(c) if c.is_alphabetic() || c == '_' || c == '!' || c == '*' || c == '/' => {
+                Err(self.unsupported(
+                    start,
+                    "variable interpolation ($...)",
+                    "quote the text to match",
+                ))
+            }
+            _ => Ok(Atom {
+                text: "$".into(),
+                single: true,
+                has_capture: false,
+            }),
+        }
+    }
+
+    fn backslash(&mut self) -> Result<Atom, Error> {
+        let start = self.i;
+        self.i += 1;
+        let Some(c) = self.peek() else {
+            return Err(self.err_at(start, "the pattern ends in a backslash"));
+        };
+        self.i += 1;
+        let text = match c {
+            'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 't' | 'r' | 'f' => format!("\\{c}"),
+            'N' => "[^\\n]".into(),
+            'T' => "[^\\t]".into(),
+            'R' => "[^\\r]".into(),
+            'F' => "[^\\f]".into(),
+            'e' => "\\x1B".into(),
+            'E' => "[^\\x1B]".into(),
+            'h' => "[\\t\\p{Zs}]".into(),
+            'H' => "[^\\t\\p{Zs}]".into(),
+            'v' => "[\\n\\x0B\\f\\r\\x{85}\\x{2028}\\x{2029}]".into(),
+            'V' => "[^\\n\\x0B\\f\\r\\x{85}\\x{2028}\\x{2029}]".into(),
+            'x' | 'X' | 'o' | 'O' => {
+                let (radix, negate) = (
+                    if c.eq_ignore_ascii_case(&'x') { 16 } else { 8 },
+                    c.is_ascii_uppercase(),
+                );
+                let bracketed = self.peek() == Some('[');
+                if bracketed {
+                    self.i += 1;
+                }
+                let mut digits = String::new();
+                while let Some(d) = self.peek().filter(|d| d.is_digit(radix)) {
+                    digits.push(d);
+                    self.i += 1;
+                }
+                if bracketed {
+                    if self.peek() != Some(']') {
+                        return Err(self.unsupported(
+                            start,
+                            &format!("\\{c}[...] with several characters"),
+                            "write one character per escape",
+                        ));
+                    }
+                    self.i += 1;
+                }
+                let ch = u32::from_str_radix(&digits, radix)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| self.err_at(start, format!("\\{c} needs a character code")))?;
+                let mut t = String::new();
+                if negate {
+                    t.push_str("[^");
+                    class_char(ch, &mut t);
+                    t.push(']');
+                } else {
+                    t = literal(&ch.to_string());
+                }
+                t
+            }
+            'c' | 'C' => {
+                return Err(self.unsupported(
+                    start,
+                    "\\c[NAME]",
+                    "write the character itself, quoted",
+                ))
+            }
+            c if c.is_alphanumeric() => {
+                return Err(self.err_at(start, format!("unknown escape \\{c}")))
+            }
+            c => literal(&c.to_string()),
+        };
+        Ok(Atom {
+            text,
+            single: true,
+            has_capture: false,
+        })
+    }
+
+    /// Everything that starts with `<`.
+    fn angle(&mut self) -> Result<Atom, Error> {
+        let start = self.i;
+        let single = |text: &str| {
+            Ok(Atom {
+                text: text.into(),
+                single: true,
+                has_capture: false,
+            })
+        };
+        if self.starts_with("<<") {
+            self.i += 2;
+            return single("\\b{start}");
+        }
+        if self.starts_with("<(") {
+            return Err(self.unsupported(
+                start,
+                "the capture marker <(",
+                "capture with ( ) instead",
+            ));
+        }
+        self.i += 1;
+        match self.peek() {
+            Some('[') | Some('-') | Some('+') => {
+                let class = self.class_expr(start)?;
+                return single(&class);
+            }
+            Some('?') | Some('!') => {
+                let negated = self.peek() == Some('!');
+                self.i += 1;
+                let name = self.ident();
+                if name.is_empty() && self.peek() == Some('>') {
+                    self.i += 1;
+                    return if negated {
+                        Err(self.unsupported(start, "<!>", "a pattern that never matches"))
+                    } else {
+                        single("")
+                    };
+                }
+                return Err(self.unsupported(
+                    start,
+                    &format!(
+                        "the assertion <{}{name}...>",
+                        if negated { '!' } else { '?' }
+                    ),
+                    "Rust regexes have no lookahead or lookbehind",
+                ));
+            }
+            Some('{') | Some('$') | Some('@') | Some('&') | Some('.') => {
+                return Err(self.unsupported(
+                    start,
+                    &format!("<{}...>", self.peek().unwrap_or(' ')),
+                    "patterns cannot interpolate code or variables",
+                ));
+            }
+            _ => {}
+        }
+        let name = self.ident();
+        if name.is_empty() {
+            return Err(self.err_at(start, "unknown <...> construct"));
+        }
+        self.skip_ws();
+        if matches!(self.peek(), Some('+') | Some('-')) {
+            // <alpha + [_]>: a class combination starting with a name.
+            self.i = start + 1;
+            let class = self.class_expr(start)?;
+            return single(&class);
+        }
+        if self.peek() != Some('>') {
+            return Err(self.unsupported(
+                start,
+                &format!("<{name} ...> with arguments"),
+                "only plain named rules are translated",
+            ));
+        }
+        self.i += 1;
+        let text = match name.as_str() {
+            "wb" => "\\b",
+            "ww" => "\\B",
+            "ws" => "\\s*",
+            "ident" => "[\\p{Alphabetic}_]\\w*",
+            other => match named_class(other) {
+                Some(_) => {
+                    let mut t = String::from("[");
+                    t.push_str(named_class(other).unwrap_or_default());
+                    t.push(']');
+                    return single(&t);
+                }
+                None => return Err(self.unsupported(start, &format!("<{other}>"), "it is not one of the built-in character classes (alpha, digit, alnum, upper, lower, space, punct, xdigit, cntrl, ws, ident, wb, ww)")),
+            },
+        };
+        single(text)
+    }
+
+    fn ident(&mut self) -> String {
+        let mut name = String::new();
+        while let Some(c) = self
+            .peek()
+            .filter(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+        {
+            name.push(c);
+            self.i += 1;
+        }
+        name
+    }
+
+    /// `<[...]>`, `<-[...]>`, `<alpha + [_] - [x]>`: one Rust class.
+    fn class_expr(&mut self, start: usize) -> Result<String, Error> {
+        let mut negated = false;
+        let mut plus: Vec<String> = Vec::new();
+        let mut minus: Vec<String> = Vec::new();
+        let mut sign = '+';
+        let mut first = true;
+        loop {
+            self.skip_ws();
+            match self.peek() {
+                Some('>') if !first => {
+                    self.i += 1;
+                    break;
+                }
+                Some('+') => {
+                    sign = '+';
+                    self.i += 1;
+                    continue;
+                }
+                Some('-') => {
+                    if first {
+                        negated = true;
+                    }
+                    sign = '-';
+                    self.i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+            let term = match self.peek() {
+                Some('[') => self.bracket_class()?,
+                Some(c) if c.is_alphabetic() => {
+                    let at = self.i;
+                    let name = self.ident();
+                    named_class(&name).map(str::to_string).ok_or_else(|| {
+                        self.unsupported(
+                            at,
+                            &format!("<{name}> in a character class"),
+                            "only built-in classes combine",
+                        )
+                    })?
+                }
+                _ => return Err(self.err_at(start, "the character class is not closed with ]>")),
+            };
+            if sign == '-' && !(first && negated) {
+                minus.push(term);
+            } else {
+                plus.push(term);
+            }
+            first = false;
+        }
+        let mut out = String::from("[");
+        if negated && plus.is_empty() {
+            // <-[abc]> alone: everything but.
+            out.push('^');
+            for m in &minus {
+                out.push_str(m);
+            }
+            out.push(']');
+            return Ok(out);
+        }
+        if negated {
+            out.push('^');
+        }
+        for p in &plus {
+            out.push('[');
+            out.push_str(p);
+            out.push(']');
+        }
+        for m in &minus {
+            out.push_str("--[");
+            out.push_str(m);
+            out.push(']');
+        }
+        out.push(']');
+        Ok(out)
+    }
+
+    /// `[a..z _ \d]` → the inside of a Rust class.
+    fn bracket_class(&mut self) -> Result<String, Error> {
+        let start = self.i;
+        self.i += 1;
+        let mut out = String::new();
+        loop {
+            self.skip_class_ws();
+            let Some(c) = self.peek() else {
+                return Err(self.err_at(start, "the character class [ is not closed with ]"));
+            };
+            if c == ']' {
+                self.i += 1;
+                if out.is_empty() {
+                    return Err(self.err_at(start, "an empty character class"));
+                }
+                return Ok(out);
+            }
+            let lo = self.class_member(&mut out)?;
+            self.skip_class_ws();
+            if self.starts_with("..") {
+                self.i += 2;
+                self.skip_class_ws();
+                let Some(lo) = lo else {
+                    return Err(self.err_at(start, "a range must start with one character"));
+                };
+                let mut hi_text = String::new();
+                let Some(hi) = self.class_member(&mut hi_text)? else {
+                    return Err(self.err_at(start, "a range must end with one character"));
+                };
+                if hi < lo {
+                    return Err(
+                        self.err_at(start, format!("the range {lo:?}..{hi:?} is backwards"))
+                    );
+                }
+                out.push('-');
+                class_char(hi, &mut out);
+            }
+        }
+    }
+
+    fn skip_class_ws(&mut self) {
+        while self.peek().is_some_and(char::is_whitespace) {
+            self.i += 1;
+        }
+    }
+
+    /// One member of `[...]`: a character (returned, for ranges) or a
+    /// backslash class.
+    fn class_member(&mut self, out: &mut String) -> Result<Option<char>, Error> {
+        let at = self.i;
+        let c = self.s[self.i];
+        self.i += 1;
+        if c != '\\' {
+            class_char(c, out);
+            return Ok(Some(c));
+        }
+        let Some(e) = self.peek() else {
+            return Err(self.err_at(at, "the class ends in a backslash"));
+        };
+        self.i += 1;
+        let ch = match e {
+            'd' | 'D' | 'w' | 'W' | 's' | 'S' => {
+                out.push('\\');
+                out.push(e);
+                return Ok(None);
+            }
+            'h' => {
+                out.push_str("\\t\\p{Zs}");
+                return Ok(None);
+            }
+            'v' => {
+                out.push_str("\\n\\x0B\\f\\r\\x{85}\\x{2028}\\x{2029}");
+                return Ok(None);
+            }
+            'n' => '\n',
+            't' => '\t',
+            'r' => '\r',
+            'f' => '\x0c',
+            'e' => '\x1b',
+            'x' => {
+                let bracketed = self.peek() == Some('[');
+                if bracketed {
+                    self.i += 1;
+                }
+                let mut digits = String::new();
+                while let Some(d) = self.peek().filter(char::is_ascii_hexdigit) {
+                    digits.push(d);
+                    self.i += 1;
+                }
+                if bracketed {
+                    if self.peek() != Some(']') {
+                        return Err(self.err_at(at, "\\x[ is not closed"));
+                    }
+                    self.i += 1;
+                }
+                u32::from_str_radix(&digits, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .ok_or_else(|| self.err_at(at, "\\x needs a hex character code"))?
+            }
+            e if e.is_alphanumeric() => {
+                return Err(self.err_at(at, format!("unknown escape \\{e} in a character class")))
+            }
+            e => e,
+        };
+        class_char(ch, out);
+        Ok(Some(ch))
+    }
+
+    /// A quantifier after `atom` (which started at `start`), if any.
+    fn quantifier(&mut self, start: usize, atom: Atom) -> Result<String, Error> {
+        let save = self.i;
+        self.skip_ws();
+        let (q, at) = (self.peek(), self.i);
+        let quant = match q {
+            Some('*') if self.peek_at(1) == Some('*') => {
+                self.i += 2;
+                self.skip_ws();
+                self.range_quantifier(at)?
+            }
+            Some('*') => {
+                self.i += 1;
+                "*".to_string()
+            }
+            Some('+') => {
+                self.i += 1;
+                "+".to_string()
+            }
+            Some('?') => {
+                self.i += 1;
+                "?".to_string()
+            }
+            _ => {
+                self.i = save;
+                return Ok(atom.text);
+            }
+        };
+        if atom.text.is_empty()
+            || atom.text.starts_with("\\b")
+            || atom.text == "^"
+            || atom.text == "$"
+            || atom.text.starts_with("(?m:")
+        {
+            return Err(self.err_at(
+                at,
+                "a quantifier after something that matches no characters",
+            ));
+        }
+        // Frugal (?), greedy (!) or ratchet (:) modifiers.
+        let mut greedy = true;
+        match self.peek() {
+            Some('?') => {
+                self.i += 1;
+                greedy = false;
+            }
+            Some('!') => self.i += 1,
+            Some(':') if !self.peek_at(1).is_some_and(char::is_alphabetic) => {
+                return Err(self.unsupported(
+                    self.i,
+                    "the ratchet quantifier modifier :",
+                    "Rust regexes always backtrack-free match; drop the ':'",
+                ));
+            }
+            _ => {}
+        }
+        let mut out = atom.grouped();
+        out.push_str(&quant);
+        if !greedy {
+            out.push('?');
+        }
+        // `X+ % ','` : separated by.
+        self.skip_ws();
+        if self.peek() == Some('%') {
+            let pct = self.i;
+            self.i += 1;
+            let trailing = self.peek() == Some('%');
+            if trailing {
+                self.i += 1;
+            }
+            if quant != "+" && quant != "*" {
+                return Err(self.unsupported(
+                    pct,
+                    "% after a quantifier other than + or *",
+                    "write the repetition out",
+                ));
+            }
+            if atom.has_capture {
+                return Err(self.unsupported(
+                    pct,
+                    "% on an item with captures",
+                    "the item would be repeated in the pattern",
+                ));
+            }
+            self.skip_ws();
+            if self.at_sequence_end() {
+                return Err(self.err_at(pct, "% needs a separator after it"));
+            }
+            let sep_at = self.i;
+            let sep = self.atom()?;
+            if sep.has_capture {
+                return Err(self.unsupported(
+                    sep_at,
+                    "a separator with captures",
+                    "use [ ] instead of ( )",
+                ));
+            }
+            let item = atom.grouped();
+            let lazy = if greedy { "" } else { "?" };
+            let mut rep = format!("{item}(?:{}{item})*{lazy}", sep.text);
+            if trailing {
+                let _ = write!(rep, "(?:{})?", sep.text);
+            }
+            out = if quant == "*" {
+                format!("(?:{rep})?")
+            } else {
+                format!("(?:{rep})")
+            };
+        }
+        let _ = start;
+        Ok(out)
+    }
+
+    /// After `**`: `N`, `N..M`, `N..*`, `N^..^M`.
+    fn range_quantifier(&mut self, at: usize) -> Result<String, Error> {
+        if self.peek() == Some('{') {
+            return Err(self.unsupported(at, "** { code }", "use a number or a range"));
+        }
+        let num = |t: &mut Self| -> Option<u64> {
+            let mut d = String::new();
+            while let Some(c) = t.peek().filter(char::is_ascii_digit) {
+                d.push(c);
+                t.i += 1;
+            }
+            d.parse().ok()
+        };
+        let Some(mut lo) = num(self) else {
+            return Err(self.err_at(at, "** needs a count or a range (** 3, ** 2..5, ** 1..*)"));
+        };
+        let lo_excl = self.peek() == Some('^');
+        if lo_excl {
+            self.i += 1;
+        }
+        if !self.starts_with("..") {
+            if lo_excl {
+                return Err(self.err_at(at, "^ belongs to a range (** 1^..5)"));
+            }
+            return Ok(format!("{{{lo}}}"));
+        }
+        self.i += 2;
+        let hi_excl = self.peek() == Some('^');
+        if hi_excl {
+            self.i += 1;
+        }
+        if lo_excl {
+            lo += 1;
+        }
+        if self.peek() == Some('*') || self.peek() == Some('I') && self.starts_with("Inf") {
+            self.i += if self.peek() == Some('*') { 1 } else { 3 };
+            return Ok(format!("{{{lo},}}"));
+        }
+        let Some(mut hi) = num(self) else {
+            return Err(self.err_at(
+                at,
+                "the range after ** needs an upper bound (a number or *)",
+            ));
+        };
+        if hi_excl {
+            hi = hi
+                .checked_sub(1)
+                .ok_or_else(|| self.err_at(at, "an empty range after **"))?;
+        }
+        if hi < lo {
+            return Err(self.err_at(at, format!("the range {lo}..{hi} after ** is backwards")));
+        }
+        Ok(format!("{{{lo},{hi}}}"))
+    }
+}
+
+/// Whether `g` is one group `( ... )` from its first to its last character.
+fn balanced_group(g: &str) -> bool {
+    let mut depth = 0i32;
+    let mut escaped = false;
+    let mut in_class = 0i32;
+    let chars: Vec<char> = g.chars().collect();
+    for (k, c) in chars.iter().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '[' => in_class += 1,
+            ']' if in_class > 0 => in_class -= 1,
+            '(' if in_class == 0 => depth += 1,
+            ')' if in_class == 0 => {
+                depth -= 1;
+                if depth == 0 && k != chars.len() - 1 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    depth == 0
+}
+
+/// The inside of a Rust class for a Raku named class.
+fn named_class(name: &str) -> Option<&'static str> {
+    Some(match name {
+        // Raku's alpha and alnum include the underscore.
+        "alpha" => "\\p{Alphabetic}_",
+        "digit" => "\\d",
+        "alnum" => "\\p{Alphabetic}\\d_",
+        "upper" => "\\p{Uppercase}",
+        "lower" => "\\p{Lowercase}",
+        "space" => "\\s",
+        "punct" => "\\p{P}",
+        "xdigit" => "0-9A-Fa-f",
+        "cntrl" => "\\p{Cc}",
+        "blank" => "\\t\\p{Zs}",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests;
