@@ -1,0 +1,81 @@
+# Sparrow6's Perl helpers, as systemd-sparrow provides them.
+# Loaded with -Msparrow6lib; the paths (root_dir, cache_dir, ...) come from glue.pm.
+package sparrow6lib;
+
+use strict;
+use warnings;
+use JSON::PP ();
+use glue;
+
+my $json = JSON::PP->new->utf8->canonical->allow_nonref;
+my $config;
+
+sub _read {
+    my $path = shift;
+    open my $fh, '<', $path or die "cannot read $path: $!\n";
+    local $/;
+    my $text = <$fh>;
+    close $fh;
+    return $json->decode($text);
+}
+
+sub config { $config //= _read(main::cache_root_dir() . '/config.json'); return $config }
+
+sub task_var {
+    my $name = shift;
+    my $vars = _read(main::cache_dir() . '/variables.json') || {};
+    return $vars->{$name};
+}
+
+sub set_stdout {
+    my $line = shift;
+    open my $fh, '>>', main::stdout_file() or die "set_stdout: $!\n";
+    print $fh $line, "\n";
+    close $fh;
+}
+
+sub ignore_error { print "ignore_error:\n" }
+sub ignore_task_check_error { print "ignore_task_check_error:\n" }
+
+sub run_task {
+    my ($name, $params) = @_;
+    print "task_var_json_begin\n", $json->encode($params || {}), "\ntask_var_json_end\n";
+    print "task: $name\n";
+}
+
+sub update_state {
+    my $state = shift;
+    open my $fh, '>', main::cache_root_dir() . '/state.json' or die "update_state: $!\n";
+    print $fh $json->encode($state);
+    close $fh;
+}
+
+sub get_state { return _read(main::cache_root_dir() . '/state.json') }
+
+sub captures { return [ map { $_->{data} } @{ _read(main::cache_root_dir() . '/captures.json') } ] }
+sub capture { my $c = captures(); return $c->[0] }
+
+sub matched {
+    open my $fh, '<', main::cache_root_dir() . '/matched.txt' or die "matched: $!\n";
+    my @m = map { chomp; $_ } <$fh>;
+    return \@m;
+}
+
+sub streams {
+    my $s = _read(main::cache_root_dir() . '/streams.json');
+    return { map { my $k = $_; ($k => [ map { $_->{data} } @{ $s->{$k} } ]) } keys %$s };
+}
+
+sub streams_array {
+    return [ map { [ map { $_->{data} } @$_ ] } @{ _read(main::cache_root_dir() . '/streams-array.json') } ];
+}
+
+sub import {
+    no strict 'refs';
+    for my $f (qw(config task_var set_stdout ignore_error ignore_task_check_error run_task
+                  update_state get_state captures capture matched streams streams_array)) {
+        *{"main::$f"} = \&{"sparrow6lib::$f"};
+    }
+}
+
+1;

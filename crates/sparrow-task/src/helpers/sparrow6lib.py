@@ -1,0 +1,83 @@
+# Sparrow6's Python helpers, as systemd-sparrow provides them (Python 3).
+# A task does `from sparrow6lib import *`; the paths come from glue.py.
+import json as _json
+
+from glue import *  # root_dir, task_dir, cache_root_dir, cache_dir, os, ...
+
+_config = None
+
+
+def config():
+    """The task's configuration (defaults merged with the caller's parameters)."""
+    global _config
+    if _config is None:
+        with open(cache_root_dir() + "/config.json") as f:
+            _config = _json.load(f)
+    return _config
+
+
+def task_var(name):
+    """A parameter of this (sub)task."""
+    with open(cache_dir() + "/variables.json") as f:
+        return (_json.load(f) or {})[name]
+
+
+def set_stdout(line):
+    """A line for the task's output (from a hook: shown before the task's own)."""
+    with open(stdout_file(), "a") as f:
+        f.write(str(line) + "\n")
+
+
+def ignore_error():
+    print("ignore_error:", flush=True)
+
+
+def ignore_task_check_error():
+    print("ignore_task_check_error:", flush=True)
+
+
+def run_task(name, params=None):
+    """(In a hook) runs tasks/NAME with these parameters."""
+    print("task_var_json_begin")
+    print(_json.dumps(params or {}))
+    print("task_var_json_end")
+    print("task: " + name, flush=True)
+
+
+def update_state(state):
+    """The run's state (what the caller gets back) becomes `state`."""
+    with open(cache_root_dir() + "/state.json", "w") as f:
+        _json.dump(state, f)
+
+
+def get_state():
+    with open(cache_root_dir() + "/state.json") as f:
+        return _json.load(f)
+
+
+def _load(name):
+    with open(cache_root_dir() + "/" + name) as f:
+        return _json.load(f)
+
+
+def captures():
+    """(In a task.check code: block) the captures of the last matching check."""
+    return [c["data"] for c in _load("captures.json")]
+
+
+def capture():
+    c = captures()
+    return c[0] if c else None
+
+
+def matched():
+    with open(cache_root_dir() + "/matched.txt") as f:
+        return [l.rstrip("\n") for l in f]
+
+
+def streams():
+    return {k: [c["data"] for c in v] for k, v in _load("streams.json").items()}
+
+
+def streams_array():
+    return [[c["data"] for c in s] for s in _load("streams-array.json")]

@@ -1,0 +1,44 @@
+# Sparrow6's Raku helpers, as systemd-sparrow provides them (when raku exists).
+# Loaded with -Msparrow6lib; the paths come from glue.rakumod.
+unit module sparrow6lib;
+use glue;
+
+my $config;
+
+sub from-json-file(Str $path) { Rakudo::Internals::JSON.from-json($path.IO.slurp) }
+
+sub config() is export { $config //= from-json-file(cache_root_dir() ~ '/config.json') }
+
+sub task_var(Str $name) is export { (from-json-file(cache_dir() ~ '/variables.json') // {}){$name} }
+
+sub set_stdout($line) is export { spurt stdout_file(), "$line\n", :append }
+
+sub ignore_error() is export { say 'ignore_error:' }
+
+sub ignore_task_check_error() is export { say 'ignore_task_check_error:' }
+
+sub run_task(Str $name, %params = %()) is export {
+    say 'task_var_json_begin';
+    say Rakudo::Internals::JSON.to-json(%params);
+    say 'task_var_json_end';
+    say "task: $name";
+}
+
+sub update_state(%state) is export {
+    spurt cache_root_dir() ~ '/state.json', Rakudo::Internals::JSON.to-json(%state)
+}
+
+sub get_state() is export { from-json-file(cache_root_dir() ~ '/state.json') }
+
+sub captures() is export { from-json-file(cache_root_dir() ~ '/captures.json').map(*<data>).Array }
+
+sub capture() is export { captures()[0] }
+
+sub matched() is export { (cache_root_dir() ~ '/matched.txt').IO.lines.Array }
+
+sub streams() is export {
+    my %s = from-json-file(cache_root_dir() ~ '/streams.json');
+    %( %s.kv.map(-> $k, @v { $k => @v.map(*<data>).Array }) )
+}
+
+sub streams_array() is export { from-json-file(cache_root_dir() ~ '/streams-array.json').map(*.map(*<data>).Array).Array }

@@ -1,0 +1,670 @@
+//! Running a task directory as Sparrow6's task runner does.
+//!
+//! For a directory: its hook runs first (its stdout is a control channel:
+//! `task: NAME` runs `ROOT/tasks/NAME` with the parameters announced
+//! before it, `ignore_error:` forgives the next task's failure; only its
+//! `set_stdout` lines are shown, under `[hook stdout]`), then its task
+//! script (output streamed under `[task stdout]`), then its `task.check`
+//! over the hook's and the task's output. A failing task ends the run with
+//! its exit code, failing checks with 2, a failing hook with 101.
+//!
+//! Departures from Sparrow6, each deliberate: control lines from a hook
+//! must start the line (Sparrow6 matched anywhere, so `echo "my task: x"`
+//! ran a task); Perl tasks run once (Sparrow6 ran them twice); every script
+//! runs in its own process group under the run's deadline; paths are
+//! quoted; `update_state` in bash writes valid JSON.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::check::{self, ReportLine};
+use crate::exec::{self, Exit};
+use crate::helpers::{self, Places};
+use crate::layout::{self, Lang, Script};
+use crate::{config, TaskError};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The name shown in headers (`[task run: task.bash - NAME]`).
+    pub name: String,
+    /// The caller's parameters (merged over the task's defaults).
+    pub params: Value,
+    /// The whole run must end by then; its scripts are killed after.
+    pub timeout: Option<Duration>,
+    /// Working directory of the scripts (the caller's, by default).
+    pub cwd: Option<PathBuf>,
+    /// Where the run's cache directory is made.
+    pub cache_base: PathBuf,
+    /// Keep the cache directory afterwards (`SP6_KEEP_CACHE`).
+    pub keep_cache: bool,
+    /// Let scripts read the caller's stdin (the CLI); otherwise /dev/null.
+    pub inherit_stdin: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            name: ".".into(),
+            params: Value::Object(Map::new()),
+            timeout: None,
+            cwd: None,
+            cache_base: std::env::temp_dir(),
+            keep_cache: false,
+            inherit_stdin: false,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Everything passed.
+    Passed,
+    /// A task script failed (its exit status).
+    TaskFailed(i32),
+    /// Checks failed.
+    CheckFailed,
+    /// A hook failed (its exit status; the run exits 101).
+    HookFailed(i32),
+    /// The deadline passed.
+    TimedOut,
+    /// A script of a language this runner cannot run.
+    Unsupported(String),
+}
+
+impl Status {
+    /// The exit code Sparrow6 would end with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Status::Passed => 0,
+            Status::TaskFailed(c) => *c,
+            Status::CheckFailed => 2,
+            Status::HookFailed(_) => 101,
+            Status::TimedOut => 124,
+            Status::Unsupported(_) => 1,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// How it ended.
+    pub status: Status,
+    /// The state scripts left (`update_state`), a map.
+    pub state: Value,
+    /// The last directory's output, as `task.check` saw it (hook
+    /// `set_stdout` lines, then the task's stdout).
+    pub stdout: Vec<String>,
+    /// The last script's stderr lines.
+    pub stderr: Vec<String>,
+    /// Failed checks, over the whole run.
+    pub check_errors: usize,
+    /// Everything printed, in order (headers, output, check report).
+    pub transcript: Vec<String>,
+}
+
+/// Where the report goes as it is made (the CLI prints it live).
+pub trait Sink {
+    /// One line of the report.
+    fn line(&mut self, text: &str);
+}
+
+/// Prints to stdout, flushing each line.
+pub struct Print;
+
+impl Sink for Print {
+    fn line(&mut self, text: &str) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}
+
+/// Keeps nothing (the transcript is in the [`Outcome`] anyway).
+pub struct Silent;
+
+impl Sink for Silent {
+    fn line(&mut self, _: &str) {}
+}
+
+/// `HH:MM:SS :: ` in local time, as Sparrow6 prefixes output lines.
+fn stamp() -> String {
+    let mut t: libc::time_t = 0;
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: time and localtime_r fill the structures we pass.
+    unsafe {
+        libc::time(&mut t);
+        libc::localtime_r(&t, &mut tm);
+    }
+    format!("{:02}:{:02}:{:02} :: ", tm.tm_hour, tm.tm_min, tm.tm_sec)
+}
+
+/// One run of a root directory.
+struct Run<'a> {
+    root: PathBuf,
+    opts: &'a Options,
+    config: Value,
+    cache_root: PathBuf,
+    depth: usize,
+    /// Parameters of the (sub)task about to run. Like Sparrow6, they stay
+    /// set after a sub-task, so the hook's own task sees the last ones.
+    vars: Value,
+    ignore_error: bool,
+    ignore_check_error: bool,
+    stdout_data: Vec<String>,
+    stderr: Vec<String>,
+    check_errors: usize,
+    deadline: Option<Instant>,
+    os: String,
+    timestamps: bool,
+    sink: &'a mut dyn Sink,
+    transcript: Vec<String>,
+    libs_written: Vec<Lang>,
+}
+
+/// Runs the task directory `dir` (its root is `root`: `config.yaml`,
+/// `tasks/`, `lib/` are looked up there).
+pub fn run(
+    root: &Path,
+    dir: &Path,
+    opts: &Options,
+    sink: &mut dyn Sink,
+) -> Result<Outcome, TaskError> {
+    if !dir.is_dir() {
+        return Err(TaskError::NotFound(format!(
+            "{}: no such task directory",
+            dir.display()
+        )));
+    }
+    let root = root
+        .canonicalize()
+        .map_err(TaskError::io(format!("{}", root.display())))?;
+    let dir = dir
+        .canonicalize()
+        .map_err(TaskError::io(format!("{}", dir.display())))?;
+    let mut cfg = config::defaults(&root)?;
+    config::merge(&mut cfg, opts.params.clone());
+    config::stringify_args(&mut cfg)?;
+    let cache_root = make_cache_root(&opts.cache_base)?;
+    fs::write(
+        cache_root.join("config.json"),
+        serde_json::to_vec(&cfg).unwrap_or_default(),
+    )
+    .map_err(TaskError::io("writing config.json"))?;
+    let mut r = Run {
+        root,
+        opts,
+        config: cfg,
+        cache_root,
+        depth: 0,
+        vars: Value::Object(Map::new()),
+        ignore_error: false,
+        ignore_check_error: false,
+        stdout_data: Vec::new(),
+        stderr: Vec::new(),
+        check_errors: 0,
+        deadline: opts.timeout.map(|t| Instant::now() + t),
+        os: os_name(),
+        timestamps: std::env::var_os("SP6_LOG_NO_TIMESTAMPS").is_none(),
+        sink,
+        transcript: Vec::new(),
+        libs_written: Vec::new(),
+    };
+    let result = r.dir(&dir);
+    let state = fs::read(r.cache_root.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| Value::Object(Map::new()));
+    if !opts.keep_cache && std::env::var_os("SP6_KEEP_CACHE").is_none() {
+        let _ = fs::remove_dir_all(&r.cache_root);
+    }
+    let status = result?;
+    Ok(Outcome {
+        status,
+        state,
+        stdout: r.stdout_data,
+        stderr: r.stderr,
+        check_errors: r.check_errors,
+        transcript: r.transcript,
+    })
+}
+
+fn make_cache_root(base: &Path) -> Result<PathBuf, TaskError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    fs::create_dir_all(base).map_err(TaskError::io(format!("{}", base.display())))?;
+    loop {
+        let p = base.join(format!(
+            "sparrow-task-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        match fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(TaskError::io(format!("{}", p.display()))(e)),
+        }
+    }
+}
+
+/// `os()`: the `ID` of /etc/os-release, lower case (Sparrow6's resolver).
+fn os_name() -> String {
+    fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("ID=")
+                    .map(|v| v.trim_matches('"').to_lowercase())
+            })
+        })
+        .unwrap_or_else(|| "linux".into())
+}
+
+impl Run<'_> {
+    fn say(&mut self, text: String) {
+        self.sink.line(&text);
+        self.transcript.push(text);
+    }
+
+    fn header(&mut self, h: &str) {
+        if std::env::var_os("SP6_FORMAT_TERSE").is_none() {
+            self.say(format!("[{h}]"));
+        }
+    }
+
+    fn out(&mut self, line: &str) {
+        let text = if self.timestamps {
+            format!("{}{line}", stamp())
+        } else {
+            line.to_string()
+        };
+        self.say(text);
+    }
+
+    fn timed_out(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// One directory: hook, task, checks.
+    fn dir(&mut self, dir: &Path) -> Result<Status, TaskError> {
+        self.stdout_data.clear();
+        if let Some(hook) = layout::hook(dir) {
+            if let Some(s) = self.hook(&hook)? {
+                return Ok(s);
+            }
+        }
+        let mut check_pass = true;
+        match layout::task(dir) {
+            Some(task) => {
+                if let Some(s) = self.task(&task)? {
+                    return Ok(s);
+                }
+                let check_file = dir.join("task.check");
+                if check_file.is_file() {
+                    check_pass = self.checks(&check_file)?;
+                }
+            }
+            None => {
+                if let Some(name) = layout::unsupported(dir) {
+                    self.out(&format!(
+                        "{name}: this runner runs bash, Perl, Python, Ruby and Raku scripts"
+                    ));
+                    return Ok(Status::Unsupported(name.into()));
+                }
+            }
+        }
+        if !check_pass {
+            self.say("=================".into());
+            self.say("TASK CHECK FAIL".into());
+            return Ok(Status::CheckFailed);
+        }
+        Ok(Status::Passed)
+    }
+
+    /// The cache directory for the next script, with its variables.
+    fn enter(&mut self) -> Result<PathBuf, TaskError> {
+        self.depth += 1;
+        let cd = self.cache_root.join(self.depth.to_string());
+        fs::create_dir_all(&cd).map_err(TaskError::io("making a cache directory"))?;
+        let _ = fs::remove_file(cd.join("stdout"));
+        fs::write(
+            cd.join("variables.json"),
+            serde_json::to_vec(&self.vars).unwrap_or_default(),
+        )
+        .map_err(TaskError::io("writing variables.json"))?;
+        fs::write(
+            cd.join("variables.bash"),
+            helpers::variables_bash(&self.vars),
+        )
+        .map_err(TaskError::io("writing variables.bash"))?;
+        Ok(cd)
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// The command that runs `script`, its glue written into `cd`.
+    fn command(&mut self, script: &Script, cd: &Path) -> Result<Command, TaskError> {
+        let lib_dir = self.cache_root.join("lib");
+        if !self.libs_written.contains(&script.lang) {
+            fs::create_dir_all(&lib_dir).map_err(TaskError::io("making the helpers' directory"))?;
+            let (name, text) = helpers::library(script.lang);
+            fs::write(lib_dir.join(name), text).map_err(TaskError::io("writing the helpers"))?;
+            self.libs_written.push(script.lang);
+        }
+        let task_dir = script.path.parent().unwrap_or(&self.root).to_path_buf();
+        let places = Places {
+            root: &self.root,
+            task_dir: &task_dir,
+            cache_root: &self.cache_root,
+            cache_dir: cd,
+            os: &self.os,
+        };
+        let (glue_name, glue) = helpers::glue(script.lang, &places, &self.config, &self.vars);
+        fs::write(cd.join(glue_name), glue).map_err(TaskError::io("writing the glue"))?;
+        let root_lib = self.root.join("lib");
+        let mut cmd = match script.lang {
+            Lang::Bash => {
+                use crate::helpers::sh_quote as q;
+                let mut w = String::new();
+                if root_lib.is_dir() {
+                    let l = root_lib.display().to_string();
+                    w.push_str(&format!(
+                        "export PERL5LIB={l}:$PERL5LIB RUBYLIB={l}:$RUBYLIB PYTHONPATH={l}:$PYTHONPATH RAKULIB=file#{l},$RAKULIB\n",
+                        l = q(&l)
+                    ));
+                }
+                let bin = self.root.join("bin");
+                if bin.is_dir() {
+                    w.push_str(&format!(
+                        "export PATH={}:$PATH\n",
+                        q(&bin.display().to_string())
+                    ));
+                }
+                for f in [
+                    cd.join(glue_name),
+                    lib_dir.join("sparrow6lib.bash"),
+                    cd.join("variables.bash"),
+                ] {
+                    w.push_str(&format!("source {}\n", q(&f.display().to_string())));
+                }
+                w.push_str(&format!(
+                    "source {}\n",
+                    q(&script.path.display().to_string())
+                ));
+                let cmd_file = cd.join("cmd.bash");
+                fs::write(&cmd_file, w).map_err(TaskError::io("writing cmd.bash"))?;
+                let mut c = Command::new("bash");
+                c.arg(cmd_file);
+                c
+            }
+            Lang::Python => {
+                let mut c = Command::new("python3");
+                let mut path = vec![
+                    root_lib.clone(),
+                    self.root.join("python-lib"),
+                    cd.to_path_buf(),
+                    lib_dir.clone(),
+                ];
+                if let Some(p) = std::env::var_os("PYTHONPATH") {
+                    path.extend(std::env::split_paths(&p));
+                }
+                c.env("PYTHONPATH", std::env::join_paths(path).unwrap_or_default());
+                c.arg(&script.path);
+                c
+            }
+            Lang::Perl => {
+                let mut c = Command::new("perl");
+                c.arg("-I")
+                    .arg(cd)
+                    .arg("-I")
+                    .arg(&lib_dir)
+                    .arg("-I")
+                    .arg(&root_lib);
+                c.arg("-Msparrow6lib").arg(&script.path);
+                c
+            }
+            Lang::Ruby => {
+                let mut c = Command::new("ruby");
+                c.arg("-I")
+                    .arg(cd)
+                    .arg("-I")
+                    .arg(&lib_dir)
+                    .arg("-I")
+                    .arg(&root_lib);
+                c.arg("-r").arg("sparrow6lib").arg(&script.path);
+                c
+            }
+            Lang::Raku => {
+                let mut c = Command::new("raku");
+                c.arg("-I")
+                    .arg(cd)
+                    .arg("-I")
+                    .arg(&lib_dir)
+                    .arg("-I")
+                    .arg(&root_lib);
+                c.arg("-Mglue").arg("-Msparrow6lib").arg(&script.path);
+                c
+            }
+        };
+        if let Some(cwd) = &self.opts.cwd {
+            cmd.current_dir(cwd);
+        }
+        cmd.stdin(if self.opts.inherit_stdin {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+        Ok(cmd)
+    }
+
+    fn spawn(
+        &mut self,
+        script: &Script,
+        cd: &Path,
+        on_line: &mut dyn FnMut(String),
+    ) -> Result<exec::Ran, TaskError> {
+        let cmd = self.command(script, cd)?;
+        exec::run(cmd, self.deadline, on_line).map_err(|e| TaskError::Io {
+            what: format!(
+                "running {} ({} is needed)",
+                script.path.display(),
+                script.lang.program()
+            ),
+            source: e,
+        })
+    }
+
+    /// Runs a hook; `Some(status)` ends the run.
+    fn hook(&mut self, hook: &Script) -> Result<Option<Status>, TaskError> {
+        let cd = self.enter()?;
+        let mut lines = Vec::new();
+        let ran = self.spawn(hook, &cd, &mut |l| lines.push(l))?;
+        // Inside task_var_json_begin .. task_var_json_end, and a finished
+        // one waiting for its `task:` line.
+        let mut json: Option<String> = None;
+        let mut pending: Option<String> = None;
+        let mut bash_vars = Map::new();
+        for line in &lines {
+            let t = line.trim_start();
+            if let Some(buf) = json.as_mut() {
+                match line.find("task_var_json_end") {
+                    // (PHP's helper prints the JSON on the same line.)
+                    Some(i) => {
+                        buf.push_str(&line[..i]);
+                        pending = json.take();
+                    }
+                    None => {
+                        buf.push_str(line);
+                        buf.push('\n');
+                    }
+                }
+                continue;
+            }
+            if t.starts_with("ignore_task_error:") || t.starts_with("ignore_error:") {
+                self.ignore_error = true;
+            } else if t.starts_with("ignore_task_check_error:") {
+                self.ignore_check_error = true;
+            } else if t.starts_with("task_var_json_begin") {
+                json = Some(String::new());
+            } else if let Some(rest) = t.strip_prefix("task_var_bash:") {
+                let rest = rest.trim_start();
+                let (k, v) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                bash_vars.insert(k.to_string(), Value::String(v.trim_start().to_string()));
+            } else if let Some(name) = t.strip_prefix("task:") {
+                let name = name.trim();
+                if name.is_empty() || name.contains(char::is_whitespace) {
+                    continue;
+                }
+                self.vars = if !bash_vars.is_empty() {
+                    Value::Object(std::mem::take(&mut bash_vars))
+                } else {
+                    pending
+                        .take()
+                        .and_then(|text| serde_json::from_str(&text).ok())
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| Value::Object(Map::new()))
+                };
+                pending = None;
+                // Sparrow6 resolves sub-tasks against the runner's root,
+                // whichever hook asks; a missing one does nothing.
+                let sub = self.root.join("tasks").join(name);
+                if sub.is_dir() && !name.split('/').any(|c| c == "..") {
+                    let status = self.dir(&sub)?;
+                    if status != Status::Passed {
+                        self.leave();
+                        return Ok(Some(status));
+                    }
+                }
+            }
+        }
+        if ran.exit == Exit::TimedOut || self.timed_out() {
+            self.leave();
+            self.out(&format!("hook {} timed out", self.opts.name));
+            return Ok(Some(Status::TimedOut));
+        }
+        if ran.exit != Exit::Code(0) {
+            self.out(&format!("hook exit status: {}", ran.exit.code()));
+            self.out(&format!("hook {} FAILED", self.opts.name));
+            self.say("[out]".into());
+            for l in &lines {
+                self.out(l);
+            }
+            self.say("[stderr]".into());
+            for l in &ran.stderr {
+                self.out(l);
+            }
+            self.stderr = ran.stderr;
+            self.leave();
+            return Ok(Some(Status::HookFailed(ran.exit.code())));
+        }
+        // Sub-tasks' output was theirs; this directory's checks see the
+        // hook's set_stdout lines, then its own task's output.
+        self.stdout_data.clear();
+        if let Ok(text) = fs::read_to_string(cd.join("stdout")) {
+            self.header("hook stdout");
+            for l in text.lines() {
+                self.out(l);
+                self.stdout_data.push(l.to_string());
+            }
+        }
+        self.leave();
+        Ok(None)
+    }
+
+    /// Runs a task script; `Some(status)` ends the run.
+    fn task(&mut self, task: &Script) -> Result<Option<Status>, TaskError> {
+        let cd = self.enter()?;
+        let file = task
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = self.opts.name.clone();
+        self.header(&format!("task run: {file} - {name}"));
+        self.header("task stdout");
+        let mut lines = Vec::new();
+        let ran = {
+            let cmd = self.command(task, &cd)?;
+            let timestamps = self.timestamps;
+            let transcript = &mut self.transcript;
+            let sink = &mut *self.sink;
+            exec::run(cmd, self.deadline, &mut |l: String| {
+                let shown = if timestamps {
+                    format!("{}{l}", stamp())
+                } else {
+                    l.clone()
+                };
+                sink.line(&shown);
+                transcript.push(shown);
+                lines.push(l);
+            })
+            .map_err(|e| TaskError::Io {
+                what: format!(
+                    "running {} ({} is needed)",
+                    task.path.display(),
+                    task.lang.program()
+                ),
+                source: e,
+            })?
+        };
+        self.stdout_data.extend(lines);
+        if !ran.stderr.is_empty() {
+            self.header("task stderr");
+            for l in &ran.stderr {
+                self.out(l);
+            }
+        }
+        self.stderr = ran.stderr.clone();
+        let forgiven = std::mem::take(&mut self.ignore_error);
+        if ran.exit == Exit::TimedOut {
+            self.out(&format!("task {name} timed out"));
+            self.leave();
+            return Ok(Some(Status::TimedOut));
+        }
+        if ran.exit != Exit::Code(0) && !forgiven {
+            self.out(&format!("task exit status: {}", ran.exit.code()));
+            self.out(&format!("task {name} FAILED"));
+            self.leave();
+            return Ok(Some(Status::TaskFailed(ran.exit.code())));
+        }
+        self.leave();
+        Ok(None)
+    }
+
+    /// Evaluates `task.check` over what the directory printed; whether it
+    /// passed (or its failures are forgiven).
+    fn checks(&mut self, file: &Path) -> Result<bool, TaskError> {
+        let text = fs::read_to_string(file)
+            .map_err(|e| TaskError::Check(format!("{}: {e}", file.display())))?;
+        let cx = check::Context {
+            cache_root: &self.cache_root,
+            deadline: self.deadline,
+            cwd: self.opts.cwd.as_deref(),
+        };
+        let report = check::evaluate(&text, &self.stdout_data, &cx)?;
+        if !report.lines.is_empty() {
+            self.header("task check");
+        }
+        for l in &report.lines {
+            match l {
+                ReportLine::Check { message, ok } => {
+                    self.say(format!("{message} {}", if *ok { "True" } else { "False" }))
+                }
+                ReportLine::Note(n) => self.say(format!("# {n}")),
+            }
+        }
+        let forgiven = std::mem::take(&mut self.ignore_check_error);
+        self.check_errors += report.failed;
+        Ok(report.failed == 0 || forgiven)
+    }
+}
