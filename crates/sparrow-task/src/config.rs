@@ -133,11 +133,16 @@ pub fn stringify_args(config: &mut Value) -> Result<(), TaskError> {
     Ok(())
 }
 
-/// A value as text: strings as they are, anything else as JSON.
+/// A value as text, as Sparrow6 (Raku) stringifies it for bash and for
+/// `args`: strings as they are, booleans `True`/`False` (so a bash task
+/// written for Sparrow6 tests `[ "$(config debug)" = True ]`), null as
+/// nothing, anything else as JSON.
 pub fn scalar(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
         other => other.to_string(),
     }
 }
@@ -212,9 +217,13 @@ mod tests {
 
     #[test]
     fn args_become_one_command_line() {
-        let mut c = json!({"args": ["run", 8, {"port": "80", "-v": "1", "mode": "=fast"}, ["verbose", "-q"]]});
+        // (A map's entries come in key order: Raku's hashes have none.)
+        let mut c = json!({"args": ["run", 8, {"port": "80", "-v": "1", "mode": "=fast", "x": true}, ["verbose", "-q"]]});
         stringify_args(&mut c).unwrap();
-        assert_eq!(c["args"], "run 8 --port 80 -v 1 --mode=fast --verbose -q");
+        assert_eq!(
+            c["args"],
+            "run 8 -v 1 --mode=fast --port 80 --x True --verbose -q"
+        );
         let mut bad = json!({"args": [true]});
         assert!(stringify_args(&mut bad)
             .unwrap_err()
@@ -224,8 +233,9 @@ mod tests {
 
     #[test]
     fn dotted_paths_read_like_sparrow6s_json_var() {
-        let c = json!({"main": {"foo": 1, "list": ["a", "b"]}, "s": "x y"});
+        let c = json!({"main": {"foo": 1, "list": ["a", "b"], "on": true}, "s": "x y"});
         assert_eq!(dotted(&c, "main.foo"), "1");
+        assert_eq!(dotted(&c, "main.on"), "True");
         assert_eq!(dotted(&c, "main.list"), "(a b)");
         assert_eq!(dotted(&c, "s"), "x y");
         assert_eq!(dotted(&c, "nope.deeper"), "");

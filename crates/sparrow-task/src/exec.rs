@@ -115,15 +115,11 @@ pub fn run(
     on_line: &mut dyn FnMut(String),
 ) -> io::Result<Ran> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    // SAFETY: setpgid is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setpgid(0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // Its own process group, so a timeout kills what it started too. Set
+    // through `process_group` rather than a pre_exec hook: that keeps
+    // posix_spawn (vfork-like) available, where a hook forces fork, which
+    // copies the caller's page tables (a millisecond in a large daemon).
+    cmd.process_group(0);
     let mut child = cmd.spawn()?;
     let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
         kill_group(&child);

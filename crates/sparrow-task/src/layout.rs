@@ -3,9 +3,12 @@
 //!
 //! Sparrow6 tries, first match wins:
 //! hooks `hook.raku job.raku hook.pl6 hook.pl job.pl hook.bash job.bash
-//! hook.rb job.rb hook.py job.py`, tasks `task.raku task.pl6 task.pl
-//! task.bash task.rb task.py`. (Go, PowerShell and PHP scripts, which
-//! Sparrow6 also runs, are refused here with a message naming them.)
+//! hook.go job.go hook.rb job.rb hook.py job.py hook.ps1 job.ps1 hook.php
+//! job.php`, tasks `task.raku task.pl6 task.pl task.bash task.go task.rb
+//! task.py task.ps1 task.php`. Go, PowerShell and PHP scripts, which
+//! Sparrow6 also runs, keep their place in that order but are refused (with
+//! a message naming them): a `task.go` next to a `task.py` is what Sparrow6
+//! would run, so the Python one must not run instead.
 
 use std::path::{Path, PathBuf};
 
@@ -60,35 +63,39 @@ impl Lang {
     }
 }
 
-/// Hook file names, in Sparrow6's order.
-const HOOKS: &[(&str, Lang)] = &[
-    ("hook.raku", Lang::Raku),
-    ("job.raku", Lang::Raku),
-    ("hook.pl6", Lang::Raku),
-    ("hook.pl", Lang::Perl),
-    ("job.pl", Lang::Perl),
-    ("hook.bash", Lang::Bash),
-    ("job.bash", Lang::Bash),
-    ("hook.rb", Lang::Ruby),
-    ("job.rb", Lang::Ruby),
-    ("hook.py", Lang::Python),
-    ("job.py", Lang::Python),
+/// Hook file names, in Sparrow6's order (`None`: a kind this runner
+/// refuses).
+const HOOKS: &[(&str, Option<Lang>)] = &[
+    ("hook.raku", Some(Lang::Raku)),
+    ("job.raku", Some(Lang::Raku)),
+    ("hook.pl6", Some(Lang::Raku)),
+    ("hook.pl", Some(Lang::Perl)),
+    ("job.pl", Some(Lang::Perl)),
+    ("hook.bash", Some(Lang::Bash)),
+    ("job.bash", Some(Lang::Bash)),
+    ("hook.go", None),
+    ("job.go", None),
+    ("hook.rb", Some(Lang::Ruby)),
+    ("job.rb", Some(Lang::Ruby)),
+    ("hook.py", Some(Lang::Python)),
+    ("job.py", Some(Lang::Python)),
+    ("hook.ps1", None),
+    ("job.ps1", None),
+    ("hook.php", None),
+    ("job.php", None),
 ];
 
-/// Task file names, in Sparrow6's order.
-const TASKS: &[(&str, Lang)] = &[
-    ("task.raku", Lang::Raku),
-    ("task.pl6", Lang::Raku),
-    ("task.pl", Lang::Perl),
-    ("task.bash", Lang::Bash),
-    ("task.rb", Lang::Ruby),
-    ("task.py", Lang::Python),
-];
-
-/// Scripts Sparrow6 runs that this runner does not.
-const UNSUPPORTED: &[&str] = &[
-    "task.go", "hook.go", "job.go", "task.ps1", "hook.ps1", "job.ps1", "task.php", "hook.php",
-    "job.php",
+/// Task file names, in Sparrow6's order (`None`: refused).
+const TASKS: &[(&str, Option<Lang>)] = &[
+    ("task.raku", Some(Lang::Raku)),
+    ("task.pl6", Some(Lang::Raku)),
+    ("task.pl", Some(Lang::Perl)),
+    ("task.bash", Some(Lang::Bash)),
+    ("task.go", None),
+    ("task.rb", Some(Lang::Ruby)),
+    ("task.py", Some(Lang::Python)),
+    ("task.ps1", None),
+    ("task.php", None),
 ];
 
 /// A script to run.
@@ -100,27 +107,47 @@ pub struct Script {
     pub lang: Lang,
 }
 
-fn first(dir: &Path, names: &[(&str, Lang)]) -> Option<Script> {
-    names.iter().find_map(|(name, lang)| {
-        let path = dir.join(name);
-        path.is_file().then_some(Script { path, lang: *lang })
-    })
+/// The file Sparrow6 would pick from `names`, and its language (`None`
+/// when this runner refuses it).
+fn first(
+    dir: &Path,
+    names: &[(&'static str, Option<Lang>)],
+) -> Option<(&'static str, Option<Lang>)> {
+    names
+        .iter()
+        .copied()
+        .find(|(name, _)| dir.join(name).is_file())
 }
 
-/// The directory's hook, if it has one.
+fn script(dir: &Path, names: &[(&'static str, Option<Lang>)]) -> Option<Script> {
+    match first(dir, names)? {
+        (name, Some(lang)) => Some(Script {
+            path: dir.join(name),
+            lang,
+        }),
+        (_, None) => None,
+    }
+}
+
+/// The directory's hook, if it has one this runner runs.
 pub fn hook(dir: &Path) -> Option<Script> {
-    first(dir, HOOKS)
+    script(dir, HOOKS)
 }
 
-/// The directory's task script, if it has one.
+/// The directory's task script, if it has one this runner runs.
 pub fn task(dir: &Path) -> Option<Script> {
-    first(dir, TASKS)
+    script(dir, TASKS)
 }
 
-/// A script of a kind Sparrow6 runs but this runner does not, if the
-/// directory has one and nothing this runner runs instead.
+/// The hook or task script Sparrow6 would run here that this runner does
+/// not (Go, PowerShell, PHP), if any: the hook's first.
 pub fn unsupported(dir: &Path) -> Option<&'static str> {
-    UNSUPPORTED.iter().copied().find(|n| dir.join(n).is_file())
+    [HOOKS, TASKS]
+        .into_iter()
+        .find_map(|names| match first(dir, names)? {
+            (name, None) => Some(name),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -141,5 +168,17 @@ mod tests {
         std::fs::write(e.path().join("task.go"), "").unwrap();
         assert_eq!(task(e.path()), None);
         assert_eq!(unsupported(e.path()), Some("task.go"));
+        // A refused kind keeps its place: task.go comes before task.py,
+        // task.php after it.
+        std::fs::write(e.path().join("task.py"), "").unwrap();
+        assert_eq!(task(e.path()), None);
+        std::fs::remove_file(e.path().join("task.go")).unwrap();
+        std::fs::write(e.path().join("task.php"), "").unwrap();
+        assert_eq!(task(e.path()).unwrap().lang, Lang::Python);
+        assert_eq!(unsupported(e.path()), None);
+        std::fs::write(e.path().join("hook.go"), "").unwrap();
+        std::fs::write(e.path().join("hook.rb"), "").unwrap();
+        assert_eq!(hook(e.path()), None);
+        assert_eq!(unsupported(e.path()), Some("hook.go"));
     }
 }

@@ -116,15 +116,21 @@ pub fn glue(lang: Lang, p: &Places, config: &Value, vars: &Value) -> (&'static s
 }
 
 /// `variables.bash`: each top-level parameter as a shell variable (as
-/// Sparrow6 gives them to bash tasks: `echo $name`).
+/// Sparrow6 gives them to bash tasks: `echo $name`), stringified as Raku
+/// does (a list's items joined with spaces).
 pub fn variables_bash(vars: &Value) -> String {
+    use crate::config::scalar;
     let mut out = String::new();
     if let Value::Object(m) = vars {
         for (k, v) in m {
             if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !k.starts_with(|c: char| c.is_ascii_digit())
             {
-                let _ = writeln!(out, "{k}={}", sh_quote(&crate::config::scalar(v)));
+                let text = match v {
+                    Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join(" "),
+                    other => scalar(other),
+                };
+                let _ = writeln!(out, "{k}={}", sh_quote(&text));
             }
         }
     }
@@ -141,5 +147,7 @@ mod tests {
         assert_eq!(sq("a'b\\c"), "'a\\'b\\\\c'");
         let v = serde_json::json!({"ok": "x", "bad key": 1, "9x": 2});
         assert_eq!(variables_bash(&v), "ok='x'\n");
+        let v = serde_json::json!({"l": ["a", 1, true], "t": false});
+        assert_eq!(variables_bash(&v), "l='a 1 True'\nt='False'\n");
     }
 }

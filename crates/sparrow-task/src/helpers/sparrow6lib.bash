@@ -23,6 +23,11 @@ ignore_error() {
     echo "ignore_error:"
 }
 
+# ignore_task_error: the older name of ignore_error.
+ignore_task_error() {
+    echo "ignore_task_error:"
+}
+
 # ignore_task_check_error: (in a hook) failing checks do not fail the run.
 ignore_task_check_error() {
     echo "ignore_task_check_error:"

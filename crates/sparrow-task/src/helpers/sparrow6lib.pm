@@ -21,10 +21,11 @@ sub _read {
 
 sub config { $config //= _read(main::cache_root_dir() . '/config.json'); return $config }
 
+sub variables { return _read(main::cache_dir() . '/variables.json') || {} }
+
 sub task_var {
     my $name = shift;
-    my $vars = _read(main::cache_dir() . '/variables.json') || {};
-    return $vars->{$name};
+    return variables()->{$name};
 }
 
 sub set_stdout {
@@ -35,6 +36,7 @@ sub set_stdout {
 }
 
 sub ignore_error { print "ignore_error:\n" }
+sub ignore_task_error { print "ignore_task_error:\n" }
 sub ignore_task_check_error { print "ignore_task_check_error:\n" }
 
 sub run_task {
@@ -72,7 +74,8 @@ sub streams_array {
 
 sub import {
     no strict 'refs';
-    for my $f (qw(config task_var set_stdout ignore_error ignore_task_check_error run_task
+    for my $f (qw(config variables task_var set_stdout ignore_error ignore_task_error
+                  ignore_task_check_error run_task
                   update_state get_state captures capture matched streams streams_array)) {
         *{"main::$f"} = \&{"sparrow6lib::$f"};
     }

@@ -16,10 +16,15 @@ def config():
     return _config
 
 
+def task_variables():
+    """All the parameters of this (sub)task, a dict."""
+    with open(cache_dir() + "/variables.json") as f:
+        return _json.load(f) or {}
+
+
 def task_var(name):
     """A parameter of this (sub)task."""
-    with open(cache_dir() + "/variables.json") as f:
-        return (_json.load(f) or {})[name]
+    return task_variables()[name]
 
 
 def set_stdout(line):
@@ -30,6 +35,11 @@ def set_stdout(line):
 
 def ignore_error():
     print("ignore_error:", flush=True)
+
+
+def ignore_task_error(val=None):
+    """The older name of ignore_error."""
+    print("ignore_task_error:", flush=True)
 
 
 def ignore_task_check_error():

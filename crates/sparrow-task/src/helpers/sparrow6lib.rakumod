@@ -9,11 +9,15 @@ sub from-json-file(Str $path) { Rakudo::Internals::JSON.from-json($path.IO.slurp
 
 sub config() is export { $config //= from-json-file(cache_root_dir() ~ '/config.json') }
 
-sub task_var(Str $name) is export { (from-json-file(cache_dir() ~ '/variables.json') // {}){$name} }
+sub variables() is export { from-json-file(cache_dir() ~ '/variables.json') // {} }
+
+sub task_var(Str $name) is export { variables(){$name} }
 
 sub set_stdout($line) is export { spurt stdout_file(), "$line\n", :append }
 
 sub ignore_error() is export { say 'ignore_error:' }
+
+sub ignore_task_error() is export { say 'ignore_task_error:' }
 
 sub ignore_task_check_error() is export { say 'ignore_task_check_error:' }
 

@@ -7,16 +7,25 @@ def config
   @sparrow_config ||= JSON.parse(File.read("#{cache_root_dir}/config.json"))
 end
 
+def task_variables
+  JSON.parse(File.read("#{cache_dir}/variables.json")) || {}
+end
+
 def task_var(name)
-  (JSON.parse(File.read("#{cache_dir}/variables.json")) || {})[name]
+  task_variables[name]
 end
 
 def set_stdout(line)
   File.open(stdout_file, 'a') { |f| f.puts line.to_s }
 end
 
-def ignore_error
+def ignore_error(_val = nil)
   puts 'ignore_error:'
+end
+
+# The older name of ignore_error.
+def ignore_task_error(_val = nil)
+  puts 'ignore_task_error:'
 end
 
 def ignore_task_check_error

@@ -16,15 +16,16 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::check::{self, ReportLine};
 use crate::exec::{self, Exit};
-use crate::helpers::{self, Places};
+use crate::helpers;
 use crate::layout::{self, Lang, Script};
+
+mod checks;
+mod command;
 use crate::{config, TaskError};
 
 /// How to run.
@@ -53,7 +54,7 @@ impl Default for Options {
             params: Value::Object(Map::new()),
             timeout: None,
             cwd: None,
-            cache_base: std::env::temp_dir(),
+            cache_base: crate::default_cache_base(),
             keep_cache: false,
             inherit_stdin: false,
         }
@@ -247,7 +248,13 @@ fn make_cache_root(base: &Path) -> Result<PathBuf, TaskError> {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        match fs::create_dir(&p) {
+        // 0700: the merged parameters (config.json) may hold secrets, and
+        // the base may be shared (/dev/shm, /tmp).
+        let made = {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new().mode(0o700).create(&p)
+        };
+        match made {
             Ok(()) => return Ok(p),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(TaskError::io(format!("{}", p.display()))(e)),
@@ -255,8 +262,14 @@ fn make_cache_root(base: &Path) -> Result<PathBuf, TaskError> {
     }
 }
 
-/// `os()`: the `ID` of /etc/os-release, lower case (Sparrow6's resolver).
+/// `os()`: the `ID` of /etc/os-release, lower case (Sparrow6's resolver),
+/// read once per process.
 fn os_name() -> String {
+    static OS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OS.get_or_init(read_os_name).clone()
+}
+
+fn read_os_name() -> String {
     fs::read_to_string("/etc/os-release")
         .ok()
         .and_then(|t| {
@@ -296,28 +309,30 @@ impl Run<'_> {
     /// One directory: hook, task, checks.
     fn dir(&mut self, dir: &Path) -> Result<Status, TaskError> {
         self.stdout_data.clear();
+        // A hook or task Sparrow6 would run here that this runner cannot:
+        // refused before anything runs (running the next kind in line
+        // instead would run what Sparrow6 would not).
+        if let Some(name) = layout::unsupported(dir) {
+            self.out(&format!(
+                "{name}: this runner runs bash, Perl, Python, Ruby and Raku scripts"
+            ));
+            return Ok(Status::Unsupported(name.into()));
+        }
         if let Some(hook) = layout::hook(dir) {
             if let Some(s) = self.hook(&hook)? {
                 return Ok(s);
             }
         }
         let mut check_pass = true;
-        match layout::task(dir) {
-            Some(task) => {
-                if let Some(s) = self.task(&task)? {
-                    return Ok(s);
-                }
-                let check_file = dir.join("task.check");
-                if check_file.is_file() {
-                    check_pass = self.checks(&check_file)?;
-                }
+        if let Some(task) = layout::task(dir) {
+            if let Some(s) = self.task(&task)? {
+                return Ok(s);
             }
-            None => {
-                if let Some(name) = layout::unsupported(dir) {
-                    self.out(&format!(
-                        "{name}: this runner runs bash, Perl, Python, Ruby and Raku scripts"
-                    ));
-                    return Ok(Status::Unsupported(name.into()));
+            let check_file = dir.join("task.check");
+            if check_file.is_file() {
+                match self.checks(&check_file)? {
+                    Ok(pass) => check_pass = pass,
+                    Err(status) => return Ok(status),
                 }
             }
         }
@@ -350,121 +365,6 @@ impl Run<'_> {
 
     fn leave(&mut self) {
         self.depth -= 1;
-    }
-
-    /// The command that runs `script`, its glue written into `cd`.
-    fn command(&mut self, script: &Script, cd: &Path) -> Result<Command, TaskError> {
-        let lib_dir = self.cache_root.join("lib");
-        if !self.libs_written.contains(&script.lang) {
-            fs::create_dir_all(&lib_dir).map_err(TaskError::io("making the helpers' directory"))?;
-            let (name, text) = helpers::library(script.lang);
-            fs::write(lib_dir.join(name), text).map_err(TaskError::io("writing the helpers"))?;
-            self.libs_written.push(script.lang);
-        }
-        let task_dir = script.path.parent().unwrap_or(&self.root).to_path_buf();
-        let places = Places {
-            root: &self.root,
-            task_dir: &task_dir,
-            cache_root: &self.cache_root,
-            cache_dir: cd,
-            os: &self.os,
-        };
-        let (glue_name, glue) = helpers::glue(script.lang, &places, &self.config, &self.vars);
-        fs::write(cd.join(glue_name), glue).map_err(TaskError::io("writing the glue"))?;
-        let root_lib = self.root.join("lib");
-        let mut cmd = match script.lang {
-            Lang::Bash => {
-                use crate::helpers::sh_quote as q;
-                let mut w = String::new();
-                if root_lib.is_dir() {
-                    let l = root_lib.display().to_string();
-                    w.push_str(&format!(
-                        "export PERL5LIB={l}:$PERL5LIB RUBYLIB={l}:$RUBYLIB PYTHONPATH={l}:$PYTHONPATH RAKULIB=file#{l},$RAKULIB\n",
-                        l = q(&l)
-                    ));
-                }
-                let bin = self.root.join("bin");
-                if bin.is_dir() {
-                    w.push_str(&format!(
-                        "export PATH={}:$PATH\n",
-                        q(&bin.display().to_string())
-                    ));
-                }
-                for f in [
-                    cd.join(glue_name),
-                    lib_dir.join("sparrow6lib.bash"),
-                    cd.join("variables.bash"),
-                ] {
-                    w.push_str(&format!("source {}\n", q(&f.display().to_string())));
-                }
-                w.push_str(&format!(
-                    "source {}\n",
-                    q(&script.path.display().to_string())
-                ));
-                let cmd_file = cd.join("cmd.bash");
-                fs::write(&cmd_file, w).map_err(TaskError::io("writing cmd.bash"))?;
-                let mut c = Command::new("bash");
-                c.arg(cmd_file);
-                c
-            }
-            Lang::Python => {
-                let mut c = Command::new("python3");
-                let mut path = vec![
-                    root_lib.clone(),
-                    self.root.join("python-lib"),
-                    cd.to_path_buf(),
-                    lib_dir.clone(),
-                ];
-                if let Some(p) = std::env::var_os("PYTHONPATH") {
-                    path.extend(std::env::split_paths(&p));
-                }
-                c.env("PYTHONPATH", std::env::join_paths(path).unwrap_or_default());
-                c.arg(&script.path);
-                c
-            }
-            Lang::Perl => {
-                let mut c = Command::new("perl");
-                c.arg("-I")
-                    .arg(cd)
-                    .arg("-I")
-                    .arg(&lib_dir)
-                    .arg("-I")
-                    .arg(&root_lib);
-                c.arg("-Msparrow6lib").arg(&script.path);
-                c
-            }
-            Lang::Ruby => {
-                let mut c = Command::new("ruby");
-                c.arg("-I")
-                    .arg(cd)
-                    .arg("-I")
-                    .arg(&lib_dir)
-                    .arg("-I")
-                    .arg(&root_lib);
-                c.arg("-r").arg("sparrow6lib").arg(&script.path);
-                c
-            }
-            Lang::Raku => {
-                let mut c = Command::new("raku");
-                c.arg("-I")
-                    .arg(cd)
-                    .arg("-I")
-                    .arg(&lib_dir)
-                    .arg("-I")
-                    .arg(&root_lib);
-                c.arg("-Mglue").arg("-Msparrow6lib").arg(&script.path);
-                c
-            }
-        };
-        if let Some(cwd) = &self.opts.cwd {
-            cmd.current_dir(cwd);
-        }
-        cmd.stdin(if self.opts.inherit_stdin {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
-        Ok(cmd)
     }
 
     fn spawn(
@@ -553,15 +453,21 @@ impl Run<'_> {
             return Ok(Some(Status::TimedOut));
         }
         if ran.exit != Exit::Code(0) {
+            // As Sparrow6 reports it: each stream under its header, when
+            // the hook printed anything to it.
             self.out(&format!("hook exit status: {}", ran.exit.code()));
             self.out(&format!("hook {} FAILED", self.opts.name));
-            self.say("[out]".into());
-            for l in &lines {
-                self.out(l);
+            if !lines.is_empty() {
+                self.header("hook stdout");
+                for l in &lines {
+                    self.out(l);
+                }
             }
-            self.say("[stderr]".into());
-            for l in &ran.stderr {
-                self.out(l);
+            if !ran.stderr.is_empty() {
+                self.header("hook stderr");
+                for l in &ran.stderr {
+                    self.out(l);
+                }
             }
             self.stderr = ran.stderr;
             self.leave();
@@ -639,32 +545,5 @@ impl Run<'_> {
         }
         self.leave();
         Ok(None)
-    }
-
-    /// Evaluates `task.check` over what the directory printed; whether it
-    /// passed (or its failures are forgiven).
-    fn checks(&mut self, file: &Path) -> Result<bool, TaskError> {
-        let text = fs::read_to_string(file)
-            .map_err(|e| TaskError::Check(format!("{}: {e}", file.display())))?;
-        let cx = check::Context {
-            cache_root: &self.cache_root,
-            deadline: self.deadline,
-            cwd: self.opts.cwd.as_deref(),
-        };
-        let report = check::evaluate(&text, &self.stdout_data, &cx)?;
-        if !report.lines.is_empty() {
-            self.header("task check");
-        }
-        for l in &report.lines {
-            match l {
-                ReportLine::Check { message, ok } => {
-                    self.say(format!("{message} {}", if *ok { "True" } else { "False" }))
-                }
-                ReportLine::Note(n) => self.say(format!("# {n}")),
-            }
-        }
-        let forgiven = std::mem::take(&mut self.ignore_check_error);
-        self.check_errors += report.failed;
-        Ok(report.failed == 0 || forgiven)
     }
 }

@@ -1,0 +1,67 @@
+//! The files a check leaves for `code:`/`generator:` blocks, which read
+//! them through the helpers (`matched()`, `captures()`, `streams()`,
+//! `streams_array()`), in Sparrow6's layout under the cache root.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::context::{Capture, Item};
+use crate::TaskError;
+
+fn sid(s: usize) -> Value {
+    if s == 0 {
+        Value::Null
+    } else {
+        json!(s)
+    }
+}
+
+fn item(i: &Item) -> Value {
+    json!({ "data": i.caps, "index": i.index, "stream-id": sid(i.sid) })
+}
+
+/// Writes `matched.txt`, `captures.json`, `streams.json` and
+/// `streams-array.json`.
+pub(crate) fn write(
+    dir: &Path,
+    data: &[String],
+    captures: &[Capture],
+    matched: &[usize],
+    streams: &BTreeMap<usize, Vec<Item>>,
+) -> Result<(), TaskError> {
+    let matched: Vec<&str> = matched
+        .iter()
+        .filter_map(|&i| data.get(i).map(String::as_str))
+        .collect();
+    let caps: Vec<Value> = captures
+        .iter()
+        .map(|c| json!({ "data": c.data, "index": c.index, "stream-id": sid(c.sid) }))
+        .collect();
+    let by_id: serde_json::Map<String, Value> = streams
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::Array(v.iter().map(item).collect())))
+        .collect();
+    // BTreeMap order is numeric order of the ids, as Sparrow6 sorts them.
+    let array: Vec<Value> = streams
+        .values()
+        .map(|v| Value::Array(v.iter().map(item).collect()))
+        .collect();
+    let files = [
+        ("matched.txt", matched.join("\n").into_bytes()),
+        ("captures.json", Value::Array(caps).to_string().into_bytes()),
+        (
+            "streams.json",
+            Value::Object(by_id).to_string().into_bytes(),
+        ),
+        (
+            "streams-array.json",
+            Value::Array(array).to_string().into_bytes(),
+        ),
+    ];
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).map_err(TaskError::io(format!("writing {name}")))?;
+    }
+    Ok(())
+}
