@@ -1,6 +1,7 @@
 //! The command line, declared with clap.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -78,5 +79,52 @@ pub enum Command {
         /// Use the user search path and generator directory.
         #[arg(long)]
         user: bool,
+    },
+    /// Run Sparrow6-format tasks and plugins, list the plugins.
+    #[command(after_help = PLUGIN_PATH_HELP)]
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+}
+
+/// Where `task` looks plugins up (shown in its help).
+const PLUGIN_PATH_HELP: &str = "\
+Plugins are looked up by name in /etc/systemd/sparrow/plugins, then
+/usr/lib/systemd/sparrow/plugins, then /var/lib/systemd-sparrow/plugins
+(the first directory holding NAME/ wins), then among the built-ins.
+SPARROW_PLUGIN_PATH, a colon-separated list of directories, replaces
+those directories.";
+
+#[derive(Subcommand, Debug)]
+pub enum TaskCommand {
+    /// Run a task directory (a path starting with / or .) or a plugin by name.
+    #[command(after_help = PLUGIN_PATH_HELP)]
+    Run {
+        /// ./DIR or /DIR: that task directory; NAME: an installed or built-in plugin.
+        #[arg(value_name = "PATH|NAME")]
+        plugin: String,
+        /// Parameters, merged over the task's config.yaml. KEY may be dotted
+        /// (main.port=8080); VALUE is JSON when it parses as JSON (8080, true,
+        /// [1,2], {"a":1}, "quoted"), else the text as it is.
+        #[arg(value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Print nothing while it runs, then one JSON object: status,
+        /// exit_code, state, stdout, stderr, check_errors.
+        #[arg(long)]
+        json: bool,
+        /// Kill the run after this long (30s, 500ms, 2m) and exit 124.
+        #[arg(long, value_name = "DUR", value_parser = sparrow_task::parse_duration)]
+        timeout: Option<Duration>,
+        /// The name shown in the run's headers (default: PATH|NAME).
+        #[arg(long, value_name = "TEXT")]
+        desc: Option<String>,
+    },
+    /// List the built-in and installed plugins (shadowed ones marked).
+    #[command(after_help = PLUGIN_PATH_HELP)]
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -5,8 +5,9 @@ mod control;
 mod demo;
 mod diff;
 mod render;
+mod task;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, TaskCommand};
 
 /// Runs a command: `Ok(status)` for outcomes, `Err` for failures to run.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -32,5 +33,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             early_dir,
             user,
         } => diff::run(&paths, generator_dir, early_dir, user),
+        Command::Task { command } => Ok(match command {
+            TaskCommand::Run {
+                plugin,
+                params,
+                json,
+                timeout,
+                desc,
+            } => task::run(&plugin, &params, json, timeout, desc),
+            TaskCommand::List { json } => task::list(json),
+        }),
     }
 }
