@@ -9,6 +9,7 @@
 
 mod facts;
 pub mod runtime;
+pub mod tasks;
 mod virt;
 
 use std::path::{Path, PathBuf};
@@ -118,6 +119,11 @@ impl Host for RealHost {
     }
     fn file_exists(&self, path: &str) -> bool {
         Path::new(path).exists()
+    }
+    fn feature_flags(&self, file: Option<&str>) -> Result<serde_json::Value, String> {
+        let path = file.unwrap_or(sparrow_task::builtin::flags::DEFAULT_PATH);
+        let flags = sparrow_task::builtin::flags::read(Path::new(path))?;
+        Ok(serde_json::Value::Object(flags.unwrap_or_default()))
     }
 }
 

@@ -44,6 +44,8 @@ pub struct RealRuntime {
     /// evaluated together share one read.
     recent: Mutex<Recent>,
     fresh: Duration,
+    /// Where `task_run` finds plugins.
+    plugins: sparrow_task::search::SearchPath,
 }
 
 /// Readings kept for [`FRESH`].
@@ -66,7 +68,15 @@ impl RealRuntime {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
             recent: Mutex::default(),
             fresh: FRESH,
+            plugins: crate::tasks::plugin_path(),
         }
+    }
+
+    /// The same, finding `task_run`'s plugins in `plugins` instead of
+    /// [`crate::tasks::plugin_path`].
+    pub fn with_plugins(mut self, plugins: sparrow_task::search::SearchPath) -> RealRuntime {
+        self.plugins = plugins;
+        self
     }
 
     /// The same, sharing readings for `fresh` instead of [`FRESH`]
@@ -331,6 +341,23 @@ impl RuntimeHost for RealRuntime {
     }
     fn log(&self, unit: &str, message: &str) {
         (self.log)(unit, message);
+    }
+    fn task_run(
+        &self,
+        _unit: &str,
+        desc: &str,
+        plugin: &str,
+        params: serde_json::Value,
+        deadline: Instant,
+    ) -> Result<serde_json::Value, sparrow_lang::TaskFailure> {
+        crate::tasks::run(
+            &self.plugins,
+            std::env::temp_dir(),
+            desc,
+            plugin,
+            params,
+            deadline,
+        )
     }
 }
 

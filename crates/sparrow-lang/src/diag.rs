@@ -235,6 +235,12 @@ fn describe(err: &EvalAltResult) -> (String, Option<String>, Option<String>) {
             if let Some(se) = value.read_lock::<ScriptError>() {
                 return (se.message.clone(), se.help.clone(), se.key.clone());
             }
+            // A failed task_run (a map, so scripts can catch and read it).
+            if let Some(m) = value.read_lock::<rhai::Map>() {
+                if let (Some(msg), true) = (m.get("message"), m.contains_key("exit_code")) {
+                    return (msg.to_string(), None, None);
+                }
+            }
             (format!("thrown: {value}"), None, None)
         }
         E::ErrorParsing(kind, _) => (format!("syntax error: {kind}"), None, None),

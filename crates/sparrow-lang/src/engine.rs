@@ -23,7 +23,7 @@ use crate::checks::{not_acted_on, unit_file_problem};
 use crate::closure::Closure;
 use crate::declare::{declare, resolve_closure};
 use crate::diag::{self, Diagnostic, KeyIndex, ScriptError, Severity};
-use crate::families::{family_params, task_run};
+use crate::families::{family_params, task_run, Tasks};
 use crate::host::ModuleSource;
 use crate::host::{Host, RuntimeHost};
 use crate::keys;
@@ -167,18 +167,24 @@ impl Loader {
                 declare(&st, &ctx, UnitKind::Timer, Some(name.to_string()), map)
             },
         );
-        let (st, res) = (state.clone(), resolver.clone());
+        let tasks = Rc::new(Tasks {
+            host: host.clone(),
+            runtime: runtime.clone(),
+            deadline: deadline.clone(),
+            unit: current_unit.clone(),
+        });
+        let (st, res, t) = (state.clone(), resolver.clone(), tasks.clone());
         engine.register_fn(
             "task_run",
             move |ctx: NativeCallContext, desc: &str, plugin: &str, params: Map| {
-                task_run(&st, &res, &ctx, desc, plugin, params)
+                task_run(&st, &res, &t, &ctx, desc, plugin, params)
             },
         );
-        let (st, res) = (state.clone(), resolver);
+        let (st, res, t) = (state.clone(), resolver, tasks);
         engine.register_fn(
             "task_run",
             move |ctx: NativeCallContext, desc: &str, plugin: &str| {
-                task_run(&st, &res, &ctx, desc, plugin, Map::new())
+                task_run(&st, &res, &t, &ctx, desc, plugin, Map::new())
             },
         );
         engine.register_fn(

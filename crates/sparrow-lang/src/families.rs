@@ -2,13 +2,18 @@
 //! module NAME's `fn unit(params)` and declares what it returns;
 //! `family_params` checks a family's parameters.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
 
 use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map, NativeCallContext, Position, Scope};
 
 use crate::declare::declare;
 use crate::diag::err;
 use crate::diag::ScriptError;
+use crate::host::{Host, RuntimeHost, TaskFailure};
+use crate::json::{from_json, to_json};
 use crate::limits::{MAX_FAMILY_DEPTH, SYSTEMD_PLUGINS};
 use crate::lower::UnitKind;
 use crate::modules::Resolver;
@@ -16,26 +21,80 @@ use crate::state::Shared2;
 use crate::value::Raw;
 use crate::{keys, library};
 
+/// What `task_run` needs besides the declaration state: the hosts, and
+/// the running closure's deadline and unit.
+pub(crate) struct Tasks {
+    pub host: Rc<dyn Host>,
+    pub runtime: Option<Arc<dyn RuntimeHost>>,
+    pub deadline: Rc<Cell<Instant>>,
+    pub unit: Rc<RefCell<String>>,
+}
+
+/// The one plugin a definition may run at generation time.
+const FEATURE_FLAGS: &str = "feature-flags";
+
 pub(crate) fn task_run(
     state: &Shared2,
     resolver: &Rc<Resolver>,
+    tasks: &Tasks,
     ctx: &NativeCallContext,
     desc: &str,
     plugin: &str,
     params: Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let pos = ctx.call_position();
-    if state.borrow().runtime && state.borrow().closure_depth > 0 {
-        return Err(err(
-            format!("task_run({desc:?}, {plugin:?}, ..): task plugins are not available in this version of systemd-sparrowd"),
-            None,
-            pos,
-        ));
+    let (runtime, in_closure) = {
+        let st = state.borrow();
+        (st.runtime, st.closure_depth > 0)
+    };
+    if runtime && in_closure {
+        let rt = tasks.runtime.as_ref().ok_or_else(|| {
+            err(
+                format!("task_run({desc:?}, {plugin:?}, ..): no runtime host"),
+                None,
+                pos,
+            )
+        })?;
+        let params = to_json(&Dynamic::from_map(params)).map_err(|e| {
+            err(
+                format!("task_run({desc:?}, {plugin:?}, ..): {e}"),
+                None,
+                pos,
+            )
+        })?;
+        let unit = tasks.unit.borrow().clone();
+        return match rt.task_run(&unit, desc, plugin, params, tasks.deadline.get()) {
+            Ok(state) => Ok(from_json(state)),
+            Err(f) => Err(thrown_task(desc, plugin, f, pos)),
+        };
     }
-    if state.borrow().closure_depth > 0 {
+    if plugin == FEATURE_FLAGS {
+        let file = match params.get("file") {
+            None => None,
+            Some(f) if f.is_string() => Some(f.to_string()),
+            Some(_) => {
+                return Err(err(
+                    format!(
+                        "task_run({desc:?}, \"{FEATURE_FLAGS}\", ..): file must be a string path"
+                    ),
+                    None,
+                    pos,
+                ))
+            }
+        };
+        return match tasks.host.feature_flags(file.as_deref()) {
+            Ok(flags) => Ok(from_json(flags)),
+            Err(e) => Err(err(
+                format!("task_run({desc:?}, \"{FEATURE_FLAGS}\"): {e}"),
+                None,
+                pos,
+            )),
+        };
+    }
+    if in_closure {
         return Err(err(
             format!("task_run({desc:?}, {plugin:?}, ..) cannot run at generation time"),
-            Some("generators only read; run task plugins inside a hook (hooks: #{ pre_start: || task_run(..) }), which the daemon runs"),
+            Some("generators only read: the one plugin allowed here is feature-flags; run other task plugins inside a hook (hooks: #{ pre_start: || task_run(..) }), which the daemon runs"),
             pos,
         ));
     }
@@ -51,7 +110,7 @@ pub(crate) fn task_run(
     let Some(family) = plugin.strip_prefix("systemd-") else {
         return Err(err(
             format!("task plugin {plugin:?} cannot run at generation time"),
-            Some("at the top level, task_run declares services: plugin \"systemd\" or a service family \"systemd-NAME\"; other plugins run inside hooks"),
+            Some("at the top level, task_run declares services (plugin \"systemd\" or a service family \"systemd-NAME\") or reads feature-flags; other plugins run inside hooks"),
             pos,
         ));
     };
@@ -175,4 +234,25 @@ pub(crate) fn family_params(
         out.insert(key.into(), value);
     }
     Ok(out)
+}
+
+/// A failed task as a catchable error: a map with `message`, `exit_code`,
+/// `stderr` (its last lines), `task` and `plugin`.
+fn thrown_task(desc: &str, plugin: &str, f: TaskFailure, pos: Position) -> Box<EvalAltResult> {
+    let mut m = Map::new();
+    let message = if f.stderr_tail.is_empty() {
+        format!("task_run({desc:?}, {plugin:?}): {}", f.message)
+    } else {
+        format!(
+            "task_run({desc:?}, {plugin:?}): {}; stderr: {}",
+            f.message,
+            f.stderr_tail.join(" | ")
+        )
+    };
+    m.insert("message".into(), message.into());
+    m.insert("exit_code".into(), Dynamic::from(i64::from(f.exit_code)));
+    m.insert("stderr".into(), f.stderr_tail.join("\n").into());
+    m.insert("task".into(), desc.into());
+    m.insert("plugin".into(), plugin.into());
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from_map(m), pos))
 }

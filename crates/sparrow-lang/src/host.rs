@@ -38,6 +38,10 @@ pub trait Host {
     fn env(&self, name: &str) -> Option<String>;
     /// Whether a path exists (follows symlinks).
     fn file_exists(&self, path: &str) -> bool;
+    /// The built-in `feature-flags` plugin, the one task a definition may
+    /// run at generation time: the JSON object in `file` (default
+    /// `/etc/systemd/sparrow/flags.json`); a missing file is no flags.
+    fn feature_flags(&self, file: Option<&str>) -> Result<serde_json::Value, String>;
 }
 
 /// A host whose every answer is fixed: for tests and for rendering a
@@ -50,6 +54,8 @@ pub struct FixedHost {
     pub env: BTreeMap<String, String>,
     /// Paths that exist.
     pub files: Vec<String>,
+    /// What `feature-flags` reports (whatever file it is asked for).
+    pub flags: serde_json::Map<String, serde_json::Value>,
 }
 
 impl FixedHost {
@@ -68,6 +74,7 @@ impl FixedHost {
             },
             env: BTreeMap::new(),
             files: Vec::new(),
+            flags: serde_json::Map::new(),
         }
     }
 }
@@ -81,6 +88,9 @@ impl Host for FixedHost {
     }
     fn file_exists(&self, path: &str) -> bool {
         self.files.iter().any(|f| f == path)
+    }
+    fn feature_flags(&self, _file: Option<&str>) -> Result<serde_json::Value, String> {
+        Ok(serde_json::Value::Object(self.flags.clone()))
     }
 }
 
@@ -127,6 +137,39 @@ pub trait RuntimeHost: Send + Sync {
     fn read_file(&self, path: &str) -> Result<String, String>;
     /// A message from a closure about `unit`.
     fn log(&self, unit: &str, message: &str);
+    /// Runs a task plugin (`task_run(desc, plugin, params)` in a closure
+    /// about `unit`); it must end by `deadline`. Returns the task's state
+    /// with `__data__` (exit code, stdout, failed checks).
+    ///
+    /// Hosts without tasks (test doubles of other features) keep this
+    /// default, which says so.
+    fn task_run(
+        &self,
+        unit: &str,
+        desc: &str,
+        plugin: &str,
+        params: serde_json::Value,
+        deadline: std::time::Instant,
+    ) -> Result<serde_json::Value, TaskFailure> {
+        let _ = (unit, params, deadline);
+        Err(TaskFailure {
+            exit_code: 1,
+            message: format!("task_run({desc:?}, {plugin:?}): this host runs no tasks"),
+            stderr_tail: Vec::new(),
+        })
+    }
+}
+
+/// A task that failed (or could not run), as `task_run` throws it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    /// Its exit code (Sparrow6's: the task's own, 2 for failed checks, 101
+    /// for a failed hook, 124 for a timeout; 1 when it could not start).
+    pub exit_code: i32,
+    /// What happened, one line.
+    pub message: String,
+    /// The last lines of its stderr.
+    pub stderr_tail: Vec<String>,
 }
 /// Where `import "name"` finds user modules.
 pub trait ModuleSource {

@@ -17,6 +17,7 @@ mod diag;
 mod engine;
 mod families;
 mod host;
+mod json;
 pub mod keys;
 pub mod library;
 mod limits;
@@ -37,6 +38,7 @@ pub use diag::{Diagnostic, ScriptError, Severity};
 pub use engine::{CallError, Loaded, Loader};
 pub use host::{
     Facts, FixedHost, Host, ModuleSource, ModuleText, NoModules, Psi, PsiLine, RuntimeHost,
+    TaskFailure,
 };
 pub use limits::{function_names, MAX_OPERATIONS, SYSTEMD_PLUGINS, WALL_CLOCK};
 pub use lower::{Install, UnitDecl, UnitKind, HEADER};

@@ -25,6 +25,9 @@ impl Host for SharedHost {
     fn file_exists(&self, path: &str) -> bool {
         self.0.file_exists(path)
     }
+    fn feature_flags(&self, file: Option<&str>) -> Result<serde_json::Value, String> {
+        self.0.feature_flags(file)
+    }
 }
 
 /// Evaluates one source whose text was already read: the one way sources
