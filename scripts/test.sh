@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it. Installs what the tests need when run
 # as root (systemd's tools for `systemd-analyze verify`, systemd-container
-# for the lab, rakudo for the Raku comparisons), then checks formatting,
-# lints, and runs every test.
+# for the lab, rakudo for the Raku comparisons and Raku tasks, the
+# interpreters tasks are written in: python3, perl, ruby), then checks
+# formatting, lints, and runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,9 @@ need=()
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
 command -v raku >/dev/null 2>&1 || need+=(rakudo)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v perl >/dev/null 2>&1 || need+=(perl)
+command -v ruby >/dev/null 2>&1 || need+=(ruby)
 if ((${#need[@]})); then
     if [ "$(id -u)" -ne 0 ]; then
         echo "scripts/test.sh: missing ${need[*]}; run as root (CI does) or install them" >&2
