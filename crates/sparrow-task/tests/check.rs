@@ -75,7 +75,7 @@ fn code_blocks_read_captures_in_every_language() {
         ("perl", "print \"note: \", capture()->[0], \"\\n\";\nprint \"assert: \", (scalar @{captures()} == 2 ? 1 : 0), \" two captures\\n\";"),
         ("python", "from sparrow6lib import *\nprint('note:', capture()[0])\nprint('assert:', 1 if len(captures()) == 2 else 0, 'two captures')"),
         ("ruby", "puts \"note: #{capture[0]}\"\nputs \"assert: #{captures.length == 2 ? 1 : 0} two captures\""),
-        ("bash", "echo \"note: $(head -c 200 $cache_root_dir/captures.json | grep -o 'v[0-9]' | head -1)\"\necho 'assert: 1 two captures'"),
+        ("bash", "echo \"note: $(capture)\"\necho \"assert: $([ $(captures | wc -l) = 2 ] && echo 1 || echo 0) two captures\""),
     ];
     for (lang, code) in langs {
         if !have(if lang == "python" { "python3" } else { lang }) {

@@ -48,8 +48,15 @@ pub(crate) fn write(
         .values()
         .map(|v| Value::Array(v.iter().map(item).collect()))
         .collect();
+    // For bash, which cannot read JSON: one line per capture record.
+    let mut caps_txt = String::new();
+    for c in captures {
+        caps_txt.push_str(&c.data.join("\t"));
+        caps_txt.push('\n');
+    }
     let files = [
         ("matched.txt", matched.join("\n").into_bytes()),
+        ("captures.txt", caps_txt.into_bytes()),
         ("captures.json", Value::Array(caps).to_string().into_bytes()),
         (
             "streams.json",

@@ -69,6 +69,24 @@ get_state() {
     ' "${cache_root_dir}/state.json" "$1"
 }
 
+# In task.check code blocks: what the last check found (Sparrow6's bash
+# helpers have none of these; ours read the plain-text copies).
+# matched: the matching lines, one per line.
+matched() {
+    cat "${cache_root_dir}/matched.txt"
+    echo
+}
+
+# captures: one line per matching line, its captures separated by tabs.
+captures() {
+    cat "${cache_root_dir}/captures.txt"
+}
+
+# capture: the first matching line's captures, separated by tabs.
+capture() {
+    head -n 1 "${cache_root_dir}/captures.txt"
+}
+
 [ -f "${task_dir}/common.bash" ] && . "${task_dir}/common.bash"
 [ -f "${root_dir}/common.bash" ] && [ "${root_dir}" != "${task_dir}" ] && . "${root_dir}/common.bash"
 true
