@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use crate::limits::{self, MAX_NESTING};
 use crate::TaskError;
 
 /// Reads the defaults of the task rooted at `root` (an empty map when it
@@ -19,21 +20,24 @@ pub fn defaults(root: &Path) -> Result<Value, TaskError> {
         ("config.json", false),
     ] {
         let path = root.join(name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let bad = |e: &dyn std::fmt::Display| TaskError::Config(format!("{}: {e}", path.display()));
+        let text = match limits::read(&path, limits::MAX_FILE) {
+            Ok(t) => String::from_utf8(t).map_err(|e| bad(&e))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(TaskError::Config(format!("{}: {e}", path.display()))),
+            Err(e) => return Err(bad(&e)),
         };
         let v: Value = if yaml {
             if text.trim().is_empty() {
                 Value::Object(Map::new())
+            } else if flow_depth(&text) > MAX_NESTING {
+                return Err(bad(&format!(
+                    "[ ] and {{ }} nest more than {MAX_NESTING} levels deep"
+                )));
             } else {
-                yaml_serde::from_str(&text)
-                    .map_err(|e| TaskError::Config(format!("{}: {e}", path.display())))?
+                yaml_serde::from_str(&text).map_err(|e| bad(&e))?
             }
         } else {
-            serde_json::from_str(&text)
-                .map_err(|e| TaskError::Config(format!("{}: {e}", path.display())))?
+            serde_json::from_str(&text).map_err(|e| bad(&e))?
         };
         return match v {
             Value::Object(_) => Ok(v),
@@ -52,6 +56,86 @@ pub fn defaults(root: &Path) -> Result<Value, TaskError> {
         )));
     }
     Ok(Value::Object(Map::new()))
+}
+
+/// How deep YAML flow collections (`[ ]`, `{ }`) nest, at least: the
+/// parser takes time quadratic in it before its own limit stops it, so a
+/// deep one is refused first. Quotes and comments are skipped; a bracket
+/// opens only where a node can start (as in YAML, `a[b` is plain text).
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut prev = '\n';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            match c {
+                '\\' if q == '"' => {
+                    chars.next();
+                }
+                // '' is a quote inside single quotes.
+                '\'' if q == '\'' && chars.peek() == Some(&'\'') => {
+                    chars.next();
+                }
+                c if c == q => quote = None,
+                _ => {}
+            }
+            prev = c;
+            continue;
+        }
+        let at_start = prev.is_whitespace() || matches!(prev, '[' | '{' | ',' | ':' | '-' | '?');
+        match c {
+            '#' if prev.is_whitespace() => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                prev = '\n';
+                continue;
+            }
+            '\'' | '"' if at_start => quote = Some(c),
+            '[' | '{' if at_start => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    max
+}
+
+/// Whether `v` nests more than `limit` levels (maps and lists); measured
+/// without recursion, so any depth can be.
+pub fn too_deep(v: &Value, limit: usize) -> bool {
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(m) => Box::new(m.values()),
+            _ => continue,
+        };
+        if d == limit {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, d + 1)));
+    }
+    false
+}
+
+/// Drops `v` without recursion: dropping a value nested deeper than the
+/// stack allows would overflow it.
+pub fn dispose(v: Value) {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Array(a) => stack.extend(a),
+            Value::Object(m) => stack.extend(m.into_iter().map(|(_, c)| c)),
+            _ => {}
+        }
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -242,6 +326,16 @@ mod tests {
         let flat = flatten(&c);
         assert!(flat.contains(&("main.list".into(), "(a b)".into())));
         assert!(flat.contains(&("main.foo".into(), "1".into())));
+    }
+
+    #[test]
+    fn flow_depth_skips_quotes_comments_and_plain_text() {
+        let text = "a: '[[[['\n# [[[[\nb: [x, {y: [1]}]\nc: x[y ]\nd: \"]]\\\"[[\"\n";
+        assert_eq!(flow_depth(text), 3);
+        assert_eq!(flow_depth("a: [[[]]]\nb: [[]]\n"), 3);
+        let deep = json!([[[1]]]);
+        assert!(too_deep(&deep, 2) && !too_deep(&deep, 3));
+        assert!(!too_deep(&json!(1), 0));
     }
 
     #[test]

@@ -2,16 +2,21 @@
 //! stderr collected, a deadline after which the whole group is killed, and
 //! no waiting on descendants that keep the pipes open after it exits.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::limits::MAX_LINE;
+
 /// How long output from descendants is still read after the script exited.
 const LINGER: Duration = Duration::from_millis(50);
 /// Lines of stderr kept (the last ones).
 const STDERR_KEPT: usize = 1000;
+/// Bytes of stderr kept (the last lines that fit, one at least).
+const STDERR_BYTES: usize = 1 << 20;
 
 /// How a script ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,20 +46,38 @@ impl Exit {
 pub struct Ran {
     /// How it ended.
     pub exit: Exit,
-    /// Its stderr lines (the last [`STDERR_KEPT`]).
+    /// Its stderr lines (the last [`STDERR_KEPT`], within [`STDERR_BYTES`]).
     pub stderr: Vec<String>,
+    /// Lines (stdout and stderr) longer than their limit, cut to it.
+    pub cut: u64,
 }
 
 /// Splits a byte stream into lines on `\n`, `\r\n` and `\r`, as Sparrow6
-/// reads task output.
-#[derive(Default)]
+/// reads task output. A line longer than `max` is cut (its rest dropped
+/// and the line counted), so output without a newline cannot fill the
+/// memory.
 struct Lines {
+    max: usize,
     buf: Vec<u8>,
     /// A `\r` ended the last line: a `\n` right after it is part of it.
     after_cr: bool,
+    /// The line being read is past `max`.
+    cutting: bool,
+    /// Lines cut so far.
+    cut: u64,
 }
 
 impl Lines {
+    fn new(max: usize) -> Lines {
+        Lines {
+            max,
+            buf: Vec::new(),
+            after_cr: false,
+            cutting: false,
+            cut: 0,
+        }
+    }
+
     fn push(&mut self, data: &[u8], out: &mut dyn FnMut(String)) {
         for &b in data {
             if self.after_cr {
@@ -66,18 +89,25 @@ impl Lines {
             match b {
                 b'\n' | b'\r' => {
                     self.after_cr = b == b'\r';
-                    out(String::from_utf8_lossy(&self.buf).into_owned());
-                    self.buf.clear();
+                    self.emit(out);
                 }
+                _ if self.buf.len() == self.max => self.cutting = true,
                 b => self.buf.push(b),
             }
         }
     }
 
+    fn emit(&mut self, out: &mut dyn FnMut(String)) {
+        if std::mem::take(&mut self.cutting) {
+            self.cut += 1;
+        }
+        out(String::from_utf8_lossy(&self.buf).into_owned());
+        self.buf.clear();
+    }
+
     fn finish(&mut self, out: &mut dyn FnMut(String)) {
         if !self.buf.is_empty() {
-            out(String::from_utf8_lossy(&self.buf).into_owned());
-            self.buf.clear();
+            self.emit(out);
         }
     }
 }
@@ -108,10 +138,22 @@ fn kill_group(child: &Child) {
 }
 
 /// Runs `cmd` in a process group of its own, calling `on_line` with each
-/// stdout line as it arrives. `deadline` kills the group.
+/// stdout line as it arrives (cut at [`MAX_LINE`]). `deadline` kills the
+/// group.
 pub fn run(
+    cmd: Command,
+    deadline: Option<Instant>,
+    on_line: &mut dyn FnMut(String),
+) -> io::Result<Ran> {
+    run_lines(cmd, deadline, MAX_LINE, on_line)
+}
+
+/// [`run`], with stdout lines cut at `max_line` bytes (stderr's still at
+/// [`MAX_LINE`]).
+pub fn run_lines(
     mut cmd: Command,
     deadline: Option<Instant>,
+    max_line: usize,
     on_line: &mut dyn FnMut(String),
 ) -> io::Result<Ran> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -129,14 +171,16 @@ pub fn run(
     set_nonblocking(stdout.as_raw_fd());
     set_nonblocking(stderr.as_raw_fd());
     let exited = pidfd(child.id());
-    let mut out_lines = Lines::default();
-    let mut err_lines = Lines::default();
-    let mut errs: Vec<String> = Vec::new();
+    let mut out_lines = Lines::new(max_line);
+    let mut err_lines = Lines::new(MAX_LINE);
+    let mut errs: VecDeque<String> = VecDeque::new();
+    let mut err_bytes = 0;
     let mut keep_err = |l: String| {
-        if errs.len() == STDERR_KEPT {
-            errs.remove(0);
+        err_bytes += l.len();
+        errs.push_back(l);
+        while errs.len() > STDERR_KEPT || (err_bytes > STDERR_BYTES && errs.len() > 1) {
+            err_bytes -= errs.pop_front().map_or(0, |l| l.len());
         }
-        errs.push(l);
     };
     let (mut out_open, mut err_open) = (true, true);
     let mut linger_until: Option<Instant> = None;
@@ -263,7 +307,11 @@ pub fn run(
     } else {
         Exit::Code(status.code().unwrap_or(1))
     };
-    Ok(Ran { exit, stderr: errs })
+    Ok(Ran {
+        exit,
+        stderr: errs.into(),
+        cut: out_lines.cut + err_lines.cut,
+    })
 }
 
 #[cfg(test)]

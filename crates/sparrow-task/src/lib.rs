@@ -16,6 +16,7 @@
 //! - [`check`]: Task::Check (output checks).
 //! - [`builtin`]: plugins that run in-process.
 //! - [`search`]: finding a plugin by name.
+//! - [`limits`]: what a run keeps and reads, at most.
 #![deny(missing_docs)]
 
 pub mod builtin;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod exec;
 mod helpers;
 pub mod layout;
+pub mod limits;
 pub mod runner;
 pub mod search;
 
@@ -153,6 +155,12 @@ pub fn task_run(
     opts: &RunOptions,
     sink: &mut dyn runner::Sink,
 ) -> Result<Outcome, TaskError> {
+    // Before anything walks them: merging, copying, even dropping
+    // parameters nested without end would overflow the stack.
+    if config::too_deep(&params, limits::MAX_NESTING) {
+        config::dispose(params);
+        return Err(runner::deep_params());
+    }
     let mut params = match params {
         Value::Object(m) => m,
         Value::Null => Map::new(),

@@ -126,12 +126,12 @@ fn check_name(name: &str) -> Result<(), TaskError> {
 /// The `sparrow.json` of the plugin rooted at `root`, if it has one.
 pub fn read_meta(root: &Path) -> Result<Option<Meta>, TaskError> {
     let path = root.join("sparrow.json");
-    let text = match fs::read_to_string(&path) {
+    let text = match crate::limits::read(&path, crate::limits::MAX_FILE) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(TaskError::Config(format!("{}: {e}", path.display()))),
     };
-    serde_json::from_str(&text)
+    serde_json::from_slice(&text)
         .map(Some)
         .map_err(|e| TaskError::Config(format!("{}: {e}", path.display())))
 }

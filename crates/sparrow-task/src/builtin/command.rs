@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use super::params::{duration_param, int_param, str_param, string_map, type_name};
 use super::{budget, frame, millis, show, Call, Fail, Report};
 use crate::exec::{self, Exit};
+use crate::limits::Kept;
 use crate::Outcome;
 
 pub(crate) fn run(call: &Call) -> Outcome {
@@ -63,7 +64,8 @@ pub(crate) fn command_param(p: &Map<String, Value>) -> Result<(Command, String),
 }
 
 /// Runs `cmd` (stdin from /dev/null) until `deadline`; stdout lines go
-/// to `stdout`.
+/// to `stdout`, as many as a run keeps (what is not kept is said in its
+/// stderr).
 pub(crate) fn spawn(
     mut cmd: Command,
     shown: &str,
@@ -71,8 +73,17 @@ pub(crate) fn spawn(
     stdout: &mut Vec<String>,
 ) -> Result<exec::Ran, String> {
     cmd.stdin(Stdio::null());
-    exec::run(cmd, deadline, &mut |l| stdout.push(l))
-        .map_err(|e| format!("cannot run `{shown}`: {e}"))
+    let mut kept = Kept::default();
+    let mut keep = |l: String| {
+        if kept.take(&l) {
+            stdout.push(l)
+        }
+    };
+    let mut ran =
+        exec::run(cmd, deadline, &mut keep).map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    kept.cut += ran.cut;
+    ran.stderr.extend(kept.note());
+    Ok(ran)
 }
 
 fn check(call: &Call, p: &Map<String, Value>, r: &mut Report) -> Result<(), Fail> {

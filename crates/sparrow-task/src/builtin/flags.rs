@@ -49,7 +49,8 @@ fn check(p: &Map<String, Value>, default: &Path, r: &mut Report) -> Result<(), F
 
 /// The flags in `path`; `None` when it does not exist.
 pub fn read(path: &Path) -> Result<Option<Map<String, Value>>, String> {
-    let text = match std::fs::read(path) {
+    // Bounded, and never a FIFO (it would block generation).
+    let text = match crate::limits::read(path, crate::limits::MAX_FILE) {
         Ok(t) => t,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),

@@ -26,24 +26,38 @@
 
 mod context;
 mod files;
+mod syntax;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Instant;
 
 use context::{Boundary, Capture, Ctx, Item, Kind, Matcher};
+use syntax::{
+    assert_line, between, block_lang, code_line, heredoc_marker, line_number, positional_groups,
+};
 
 use crate::layout::Lang;
+use crate::limits::{self, MAX_BLOCKS, MAX_LINE};
 use crate::TaskError;
 
 /// Generators may produce generators, but not forever.
 const MAX_GENERATOR_DEPTH: usize = 8;
+/// Groups (`(`, `[`), named captures (`$<..>=`) and separators (`%`) in
+/// one regex: each nests the translator one level deeper (on the stack).
+const MAX_REGEX_GROUPS: usize = 256;
 
 /// Runs `code:`/`generator:` blocks (the task runner does, with the task's
 /// helpers, configuration and deadline).
 pub trait Blocks {
     /// Runs `code` written in `lang`.
     fn run(&mut self, lang: Lang, code: &str) -> Result<BlockRun, TaskError>;
+
+    /// When the evaluation must stop (the run's deadline), if ever.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// What a block did.
@@ -101,6 +115,8 @@ pub struct Report {
     pub failed: usize,
     /// A block failed: the run ends with its code.
     pub aborted: Option<Aborted>,
+    /// The deadline passed: the checks after it were not evaluated.
+    pub timed_out: bool,
 }
 
 /// Evaluates `text` (a task.check) over `data` (the output lines).
@@ -111,6 +127,7 @@ pub fn evaluate(text: &str, data: &[String], cx: &mut Context) -> Result<Report,
         report: Report::default(),
         last: None,
         dirty: false,
+        blocks: 0,
         cx,
     };
     let lines: Vec<&str> = text.lines().collect();
@@ -149,6 +166,8 @@ struct Eval<'d, 'c, 'x> {
     last: Option<Last>,
     /// The files are older than `last`/the streams.
     dirty: bool,
+    /// Code and generator blocks run so far.
+    blocks: usize,
     cx: &'c mut Context<'x>,
 }
 
@@ -175,8 +194,14 @@ impl Eval<'_, '_, '_> {
 
     fn validate(&mut self, lines: &[&str], origin: &Origin, depth: usize) -> Result<(), TaskError> {
         let mut heredoc: Option<Heredoc> = None;
+        let deadline = self.cx.blocks.deadline();
         for (i, raw) in lines.iter().enumerate() {
-            if self.report.aborted.is_some() {
+            if self.report.aborted.is_some() || self.report.timed_out {
+                return Ok(());
+            }
+            // The checks run here, not in a process the deadline kills.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.report.timed_out = true;
                 return Ok(());
             }
             let n = i + 1;
@@ -243,9 +268,11 @@ impl Eval<'_, '_, '_> {
                     && !path.contains(char::is_whitespace)
                 {
                     self.flush()?;
-                    let text = std::fs::read_to_string(path).map_err(|e| {
-                        self.err(origin, n, col(path), format!("source: {path}: {e}"))
-                    })?;
+                    // Read as output is kept: bounded, bad bytes replaced.
+                    let text = limits::read_text(Path::new(path), limits::MAX_OUTPUT as u64)
+                        .map_err(|e| {
+                            self.err(origin, n, col(path), format!("source: {path}: {e}"))
+                        })?;
                     self.data = Cow::Owned(text.lines().map(str::to_string).collect());
                     self.ctx = Ctx::default_ctx();
                     continue;
@@ -331,6 +358,23 @@ impl Eval<'_, '_, '_> {
         n: usize,
         col: usize,
     ) -> Result<(regex::Regex, Vec<usize>), TaskError> {
+        // The translator recurses once per group: too many could overflow
+        // the stack (an abort, not an error). Counted, not matched: a
+        // quoted or escaped bracket counts too, which errs on the safe side.
+        if pat.len() > MAX_LINE {
+            return Err(self.err(origin, n, col, "regexp: longer than 64 KiB"));
+        }
+        let groups = pat.matches(['(', '[', '%']).count() + pat.matches("$<").count();
+        if groups > MAX_REGEX_GROUPS {
+            return Err(self.err(
+                origin,
+                n,
+                col,
+                format!(
+                    "regexp: too complex: more than {MAX_REGEX_GROUPS} groups ( ) [ ], captures $<..>= and separators %"
+                ),
+            ));
+        }
         let rust = sparrow_regex::translate(pat)
             .map_err(|e| self.err(origin, n, col + e.col - 1, format!("regexp: {}", e.message)))?;
         let re = regex::Regex::new(&rust)
@@ -419,6 +463,15 @@ impl Eval<'_, '_, '_> {
                 "this block's language is not supported; start it with a line !bash, !perl, !python, !ruby or !raku",
             ));
         };
+        self.blocks += 1;
+        if self.blocks > MAX_BLOCKS {
+            return Err(self.err(
+                origin,
+                n,
+                1,
+                format!("more than {MAX_BLOCKS} code and generator blocks (does a generator print itself?)"),
+            ));
+        }
         self.flush()?;
         let ran = self.cx.blocks.run(lang, &code)?;
         if ran.exit != 0 {
@@ -451,124 +504,6 @@ impl Eval<'_, '_, '_> {
         };
         self.validate(&lines, &inner, depth + 1)
     }
-}
-
-/// `:N:` (a line number).
-fn line_number(pat: &str) -> Option<usize> {
-    pat.strip_prefix(':')?.strip_suffix(':')?.parse().ok()
-}
-
-/// `between: {A} {B}`: A ends at the first `}` followed by spaces and `{`
-/// (Sparrow6's non-greedy match).
-fn between(t: &str) -> Option<(&str, &str)> {
-    let rest = t.strip_prefix("between:")?;
-    if !rest.starts_with(char::is_whitespace) {
-        return None;
-    }
-    let rest = rest.trim().strip_prefix('{')?.strip_suffix('}')?;
-    let mut from = 0;
-    while let Some(k) = rest[from..].find('}') {
-        let close = from + k;
-        let after = &rest[close + 1..];
-        let b = after.trim_start();
-        if after.len() > b.len() && b.starts_with('{') {
-            return Some((&rest[..close], &b[1..]));
-        }
-        from = close + 1;
-    }
-    None
-}
-
-/// `assert: VALUE MESSAGE`.
-fn assert_line(t: &str) -> Option<(bool, &str)> {
-    let rest = t.strip_prefix("assert:")?;
-    let rest = rest.strip_prefix(char::is_whitespace)?.trim_start();
-    let (value, msg) = rest.split_once(char::is_whitespace)?;
-    let ok = match value {
-        "1" | "true" | "True" => true,
-        "0" | "false" | "False" => false,
-        _ => return None,
-    };
-    Some((ok, msg.trim_start()))
-}
-
-/// `code: ...` / `generator: ...`: (is a generator, the rest).
-fn code_line(t: &str) -> Option<(bool, &str)> {
-    if let Some(r) = t.strip_prefix("code:") {
-        return Some((false, r.trim_start()));
-    }
-    t.strip_prefix("generator:").map(|r| (true, r.trim_start()))
-}
-
-/// `<<MARK` in a code line.
-fn heredoc_marker(rest: &str) -> Option<&str> {
-    let k = rest.find("<<")?;
-    let m = rest[k + 2..].split(char::is_whitespace).next()?;
-    (!m.is_empty()).then_some(m)
-}
-
-/// A heredoc's language (`!lang` on a line of its own, Perl by default)
-/// and its code without that line.
-fn block_lang(body: &str) -> (Option<Lang>, String) {
-    let mut lang = Some(Lang::Perl);
-    let mut out = Vec::new();
-    let mut seen = false;
-    for l in body.split('\n') {
-        let t = l.trim();
-        if !seen {
-            if let Some(name) = t.strip_prefix('!') {
-                if !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-                    seen = true;
-                    lang = Lang::from_name(name);
-                    // The line stays as an empty one, so line numbers hold.
-                    out.push("");
-                    continue;
-                }
-            }
-        }
-        out.push(l);
-    }
-    (lang, out.join("\n"))
-}
-
-/// The numbers of the capture groups of a Rust regex that are positional
-/// (unnamed) and not inside another capturing group: Sparrow6 reports
-/// those of a Raku match.
-fn positional_groups(rust: &str) -> Vec<usize> {
-    let c: Vec<char> = rust.chars().collect();
-    let mut out = Vec::new();
-    // For each open group: whether it captures.
-    let mut stack: Vec<bool> = Vec::new();
-    let mut class = 0usize;
-    let mut count = 0;
-    let mut i = 0;
-    while i < c.len() {
-        match c[i] {
-            '\\' => i += 1,
-            '[' => class += 1,
-            ']' if class > 0 => class -= 1,
-            '(' if class == 0 => {
-                let named = c.get(i + 1) == Some(&'?')
-                    && (c.get(i + 2) == Some(&'P')
-                        || (c.get(i + 2) == Some(&'<')
-                            && !matches!(c.get(i + 3), Some('=') | Some('!'))));
-                let capturing = c.get(i + 1) != Some(&'?') || named;
-                if capturing {
-                    count += 1;
-                    if !named && !stack.iter().any(|&s| s) {
-                        out.push(count);
-                    }
-                }
-                stack.push(capturing);
-            }
-            ')' if class == 0 => {
-                stack.pop();
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -34,30 +34,54 @@ ignore_task_check_error() {
 }
 
 # run_task NAME key value ...: (in a hook) run tasks/NAME with these parameters.
+# They go as JSON (one line), so a value with a newline cannot end the
+# line and pass for a control line (`task: other`).
 run_task() {
-    local name=$1
+    local name=$1 json="" sep=""
     shift
+    case $name in
+        *[[:space:]]* | "") echo "run_task: ${name@Q} is not a task name" >&2; return 1 ;;
+    esac
     while [ $# -gt 0 ]; do
-        echo "task_var_bash: $1 ${2-}"
+        __sparrow_json "$1"
+        json+="$sep$__sparrow_j: "
+        __sparrow_json "${2-}"
+        json+=$__sparrow_j
+        sep=", "
         shift 2 || shift
     done
-    echo "task: ${name}"
+    printf 'task_var_json_begin\n{%s}\ntask_var_json_end\ntask: %s\n' "$json" "$name"
 }
 
-__sparrow_json_string() {
-    local s=$1
+# __sparrow_json TEXT: sets __sparrow_j to TEXT as a JSON string (no
+# subshell: run_task and update_state call it per argument).
+__sparrow_json() {
+    local s=$1 out="" c i
     s=${s//\\/\\\\}
     s=${s//\"/\\\"}
     s=${s//$'\n'/\\n}
     s=${s//$'\t'/\\t}
     s=${s//$'\r'/\\r}
-    printf '"%s"' "$s"
+    # Other control characters are invalid in JSON strings: rare, so
+    # escaped one character at a time only when there are any.
+    if [[ $s == *[[:cntrl:]]* ]]; then
+        for ((i = 0; i < ${#s}; i++)); do
+            c=${s:i:1}
+            [[ $c == [[:cntrl:]] ]] && printf -v c '\\u%04x' "'$c"
+            out+=$c
+        done
+        s=$out
+    fi
+    __sparrow_j="\"$s\""
 }
 
 # update_state key value: the run's state becomes {"key": "value"}.
 update_state() {
-    printf '{%s: %s}\n' "$(__sparrow_json_string "$1")" "$(__sparrow_json_string "${2-}")" \
-        > "${cache_root_dir}/state.json"
+    local key
+    __sparrow_json "$1"
+    key=$__sparrow_j
+    __sparrow_json "${2-}"
+    printf '{%s: %s}\n' "$key" "$__sparrow_j" > "${cache_root_dir}/state.json"
 }
 
 # get_state key: a value of the run's state (needs perl, as Debian has it).

@@ -41,6 +41,7 @@ sub ignore_task_check_error { print "ignore_task_check_error:\n" }
 
 sub run_task {
     my ($name, $params) = @_;
+    die "run_task: '$name' is not a task name\n" if !length($name) || $name =~ /\s/;
     print "task_var_json_begin\n", $json->encode($params || {}), "\ntask_var_json_end\n";
     print "task: $name\n";
 }

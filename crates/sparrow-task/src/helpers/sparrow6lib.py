@@ -1,5 +1,6 @@
 # Sparrow6's Python helpers, as systemd-sparrow provides them (Python 3).
 # A task does `from sparrow6lib import *`; the paths come from glue.py.
+# Files are UTF-8 whatever the locale (an ASCII one could not read them).
 import json as _json
 
 from glue import *  # root_dir, task_dir, cache_root_dir, cache_dir, os, ...
@@ -11,14 +12,14 @@ def config():
     """The task's configuration (defaults merged with the caller's parameters)."""
     global _config
     if _config is None:
-        with open(cache_root_dir() + "/config.json") as f:
+        with open(cache_root_dir() + "/config.json", encoding="utf-8") as f:
             _config = _json.load(f)
     return _config
 
 
 def task_variables():
     """All the parameters of this (sub)task, a dict."""
-    with open(cache_dir() + "/variables.json") as f:
+    with open(cache_dir() + "/variables.json", encoding="utf-8") as f:
         return _json.load(f) or {}
 
 
@@ -29,7 +30,7 @@ def task_var(name):
 
 def set_stdout(line):
     """A line for the task's output (from a hook: shown before the task's own)."""
-    with open(stdout_file(), "a") as f:
+    with open(stdout_file(), "a", encoding="utf-8") as f:
         f.write(str(line) + "\n")
 
 
@@ -48,6 +49,8 @@ def ignore_task_check_error():
 
 def run_task(name, params=None):
     """(In a hook) runs tasks/NAME with these parameters."""
+    if not name or any(c.isspace() for c in name):
+        raise ValueError("run_task: %r is not a task name" % (name,))
     print("task_var_json_begin")
     print(_json.dumps(params or {}))
     print("task_var_json_end")
@@ -56,17 +59,17 @@ def run_task(name, params=None):
 
 def update_state(state):
     """The run's state (what the caller gets back) becomes `state`."""
-    with open(cache_root_dir() + "/state.json", "w") as f:
+    with open(cache_root_dir() + "/state.json", "w", encoding="utf-8") as f:
         _json.dump(state, f)
 
 
 def get_state():
-    with open(cache_root_dir() + "/state.json") as f:
+    with open(cache_root_dir() + "/state.json", encoding="utf-8") as f:
         return _json.load(f)
 
 
 def _load(name):
-    with open(cache_root_dir() + "/" + name) as f:
+    with open(cache_root_dir() + "/" + name, encoding="utf-8") as f:
         return _json.load(f)
 
 
@@ -81,7 +84,7 @@ def capture():
 
 
 def matched():
-    with open(cache_root_dir() + "/matched.txt") as f:
+    with open(cache_root_dir() + "/matched.txt", encoding="utf-8") as f:
         return [l.rstrip("\n") for l in f]
 
 

@@ -22,6 +22,7 @@ sub ignore_task_error() is export { say 'ignore_task_error:' }
 sub ignore_task_check_error() is export { say 'ignore_task_check_error:' }
 
 sub run_task(Str $name, %params = %()) is export {
+    die "run_task: '$name' is not a task name" if !$name.chars || $name ~~ /\s/;
     say 'task_var_json_begin';
     say Rakudo::Internals::JSON.to-json(%params);
     say 'task_var_json_end';

@@ -33,6 +33,7 @@ def ignore_task_check_error
 end
 
 def run_task(name, params = {})
+  raise ArgumentError, "run_task: #{name.inspect} is not a task name" if name.to_s.empty? || name.to_s =~ /\s/
   puts 'task_var_json_begin'
   puts JSON.generate(params || {})
   puts 'task_var_json_end'

@@ -3,11 +3,13 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::Instant;
 
 use super::{Run, Status};
 use crate::check::{self, ReportLine};
 use crate::exec;
 use crate::layout::{Lang, Script};
+use crate::limits;
 use crate::TaskError;
 
 impl Run<'_> {
@@ -15,7 +17,7 @@ impl Run<'_> {
     /// passed (or its failures are forgiven), or the status a failing
     /// code block ends the run with.
     pub(super) fn checks(&mut self, file: &Path) -> Result<Result<bool, Status>, TaskError> {
-        let text = fs::read_to_string(file)
+        let text = limits::read_text(file, limits::MAX_FILE)
             .map_err(|e| TaskError::Check(format!("{}: {e}", file.display())))?;
         let data = self.stdout_data.clone();
         let cache_root = self.cache_root.clone();
@@ -40,6 +42,12 @@ impl Run<'_> {
                 // Sparrow6 prints notes as they are (without colours).
                 ReportLine::Note(n) => self.say(n.clone()),
             }
+        }
+        // The evaluation stopped at the deadline, or a block was killed
+        // there (its 124 is no failure of its own).
+        if report.timed_out || (report.aborted.is_some() && self.timed_out()) {
+            self.out("task.check timed out");
+            return Ok(Err(Status::TimedOut));
         }
         if let Some(a) = report.aborted {
             self.say(format!("task exit status: {}", a.code));
@@ -74,18 +82,29 @@ impl check::Blocks for CheckBlocks<'_, '_> {
         let cd = self.run.enter()?;
         let cmd = self.run.command(&script, &cd);
         let mut stdout = Vec::new();
+        let kept = &mut self.run.kept;
         let ran = cmd.and_then(|cmd| {
-            exec::run(cmd, self.run.deadline, &mut |l| stdout.push(l)).map_err(|e| TaskError::Io {
+            let mut keep = |l: String| {
+                if kept.take(&l) {
+                    stdout.push(l)
+                }
+            };
+            exec::run(cmd, self.run.deadline, &mut keep).map_err(|e| TaskError::Io {
                 what: format!("running a task.check block ({} is needed)", lang.program()),
                 source: e,
             })
         });
         self.run.leave();
         let ran = ran?;
+        self.run.kept.cut += ran.cut;
         Ok(check::BlockRun {
             exit: ran.exit.code(),
             stdout,
-            stderr: ran.stderr,
+            stderr: self.run.keep(ran.stderr),
         })
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.run.deadline
     }
 }

@@ -28,8 +28,11 @@ impl Run<'_> {
             cache_dir: cd,
             os: &self.os,
         };
-        let (glue_name, glue) = helpers::glue(script.lang, &places, &self.config, &self.vars);
+        let (glue_name, glue, slow) = helpers::glue(script.lang, &places, &self.config, &self.vars);
         fs::write(cd.join(glue_name), glue).map_err(TaskError::io("writing the glue"))?;
+        if !slow.is_empty() {
+            fs::write(cd.join("glue.tbl"), slow).map_err(TaskError::io("writing glue.tbl"))?;
+        }
         let root_lib = self.root.join("lib");
         let mut cmd = match script.lang {
             Lang::Bash => {
@@ -77,6 +80,9 @@ impl Run<'_> {
                 if let Some(p) = std::env::var_os("PYTHONPATH") {
                     path.extend(std::env::split_paths(&p));
                 }
+                // A directory with a ':' cannot be on PYTHONPATH (and would
+                // make join_paths fail for all): glue.py adds the root's.
+                path.retain(|p| !p.as_os_str().as_encoded_bytes().contains(&b':'));
                 c.env("PYTHONPATH", std::env::join_paths(path).unwrap_or_default());
                 c.arg(&script.path);
                 c

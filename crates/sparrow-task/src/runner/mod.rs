@@ -23,9 +23,12 @@ use serde_json::{Map, Value};
 use crate::exec::{self, Exit};
 use crate::helpers;
 use crate::layout::{self, Lang, Script};
+use crate::limits::{self, Kept};
 
 mod checks;
 mod command;
+mod files;
+mod hook;
 use crate::{config, TaskError};
 
 /// How to run.
@@ -168,6 +171,8 @@ struct Run<'a> {
     sink: &'a mut dyn Sink,
     transcript: Vec<String>,
     libs_written: Vec<Lang>,
+    /// What is kept of the scripts' output (bounded).
+    kept: Kept,
 }
 
 /// Runs the task directory `dir` (its root is `root`: `config.yaml`,
@@ -190,6 +195,22 @@ pub fn run(
     let dir = dir
         .canonicalize()
         .map_err(TaskError::io(format!("{}", dir.display())))?;
+    // Scripts learn their paths as text: one that is not UTF-8 would be
+    // named wrongly (and its script not found, confusingly).
+    for p in [&root, &dir, &opts.cache_base] {
+        if p.to_str().is_none() {
+            return Err(TaskError::Io {
+                what: p.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a path that is not UTF-8 cannot be given to scripts",
+                ),
+            });
+        }
+    }
+    if config::too_deep(&opts.params, limits::MAX_NESTING) {
+        return Err(deep_params());
+    }
     let mut cfg = config::defaults(&root)?;
     config::merge(&mut cfg, opts.params.clone());
     config::stringify_args(&mut cfg)?;
@@ -217,17 +238,20 @@ pub fn run(
         sink,
         transcript: Vec::new(),
         libs_written: Vec::new(),
+        kept: Kept::default(),
     };
     let result = r.dir(&dir);
-    let state = fs::read(r.cache_root.join("state.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .filter(Value::is_object)
-        .unwrap_or_else(|| Value::Object(Map::new()));
+    let state = r.state();
     if !opts.keep_cache && std::env::var_os("SP6_KEEP_CACHE").is_none() {
         let _ = fs::remove_dir_all(&r.cache_root);
     }
     let status = result?;
+    // Said last, where it is seen (and in stderr, which --json and
+    // task_run's errors show).
+    if let Some(note) = r.kept.note() {
+        r.say(note.clone());
+        r.stderr.push(note);
+    }
     Ok(Outcome {
         status,
         state,
@@ -236,6 +260,14 @@ pub fn run(
         check_errors: r.check_errors,
         transcript: r.transcript,
     })
+}
+
+/// The error for parameters nested past [`limits::MAX_NESTING`].
+pub(crate) fn deep_params() -> TaskError {
+    TaskError::Config(format!(
+        "the parameters nest more than {} levels deep",
+        limits::MAX_NESTING
+    ))
 }
 
 fn make_cache_root(base: &Path) -> Result<PathBuf, TaskError> {
@@ -302,6 +334,12 @@ impl Run<'_> {
         self.say(text);
     }
 
+    /// The lines of `lines` the budget keeps.
+    fn keep(&mut self, mut lines: Vec<String>) -> Vec<String> {
+        lines.retain(|l| self.kept.take(l));
+        lines
+    }
+
     fn timed_out(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
@@ -328,8 +366,10 @@ impl Run<'_> {
             if let Some(s) = self.task(&task)? {
                 return Ok(s);
             }
+            // Not is_file(): a FIFO or a device there is an error (from
+            // the read), not a file silently skipped.
             let check_file = dir.join("task.check");
-            if check_file.is_file() {
+            if check_file.exists() {
                 match self.checks(&check_file)? {
                     Ok(pass) => check_pass = pass,
                     Err(status) => return Ok(status),
@@ -355,11 +395,12 @@ impl Run<'_> {
             serde_json::to_vec(&self.vars).unwrap_or_default(),
         )
         .map_err(TaskError::io("writing variables.json"))?;
-        fs::write(
-            cd.join("variables.bash"),
-            helpers::variables_bash(&self.vars),
-        )
-        .map_err(TaskError::io("writing variables.bash"))?;
+        let (vars, slow) = helpers::variables_bash(&self.vars, &cd);
+        fs::write(cd.join("variables.bash"), vars)
+            .map_err(TaskError::io("writing variables.bash"))?;
+        if !slow.is_empty() {
+            fs::write(cd.join("names.tbl"), slow).map_err(TaskError::io("writing names.tbl"))?;
+        }
         Ok(cd)
     }
 
@@ -367,14 +408,18 @@ impl Run<'_> {
         self.depth -= 1;
     }
 
-    fn spawn(
+    /// Runs a hook: its stdout lines are control lines, which carry
+    /// `run_task`'s parameters (JSON on one line), so they may be as long
+    /// as a file.
+    fn spawn_hook(
         &mut self,
         script: &Script,
         cd: &Path,
         on_line: &mut dyn FnMut(String),
     ) -> Result<exec::Ran, TaskError> {
         let cmd = self.command(script, cd)?;
-        exec::run(cmd, self.deadline, on_line).map_err(|e| TaskError::Io {
+        let max = limits::MAX_FILE as usize;
+        exec::run_lines(cmd, self.deadline, max, on_line).map_err(|e| TaskError::Io {
             what: format!(
                 "running {} ({} is needed)",
                 script.path.display(),
@@ -382,109 +427,6 @@ impl Run<'_> {
             ),
             source: e,
         })
-    }
-
-    /// Runs a hook; `Some(status)` ends the run.
-    fn hook(&mut self, hook: &Script) -> Result<Option<Status>, TaskError> {
-        let cd = self.enter()?;
-        let mut lines = Vec::new();
-        let ran = self.spawn(hook, &cd, &mut |l| lines.push(l))?;
-        // Inside task_var_json_begin .. task_var_json_end, and a finished
-        // one waiting for its `task:` line.
-        let mut json: Option<String> = None;
-        let mut pending: Option<String> = None;
-        let mut bash_vars = Map::new();
-        for line in &lines {
-            let t = line.trim_start();
-            if let Some(buf) = json.as_mut() {
-                match line.find("task_var_json_end") {
-                    // (PHP's helper prints the JSON on the same line.)
-                    Some(i) => {
-                        buf.push_str(&line[..i]);
-                        pending = json.take();
-                    }
-                    None => {
-                        buf.push_str(line);
-                        buf.push('\n');
-                    }
-                }
-                continue;
-            }
-            if t.starts_with("ignore_task_error:") || t.starts_with("ignore_error:") {
-                self.ignore_error = true;
-            } else if t.starts_with("ignore_task_check_error:") {
-                self.ignore_check_error = true;
-            } else if t.starts_with("task_var_json_begin") {
-                json = Some(String::new());
-            } else if let Some(rest) = t.strip_prefix("task_var_bash:") {
-                let rest = rest.trim_start();
-                let (k, v) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-                bash_vars.insert(k.to_string(), Value::String(v.trim_start().to_string()));
-            } else if let Some(name) = t.strip_prefix("task:") {
-                let name = name.trim();
-                if name.is_empty() || name.contains(char::is_whitespace) {
-                    continue;
-                }
-                self.vars = if !bash_vars.is_empty() {
-                    Value::Object(std::mem::take(&mut bash_vars))
-                } else {
-                    pending
-                        .take()
-                        .and_then(|text| serde_json::from_str(&text).ok())
-                        .filter(Value::is_object)
-                        .unwrap_or_else(|| Value::Object(Map::new()))
-                };
-                pending = None;
-                // Sparrow6 resolves sub-tasks against the runner's root,
-                // whichever hook asks; a missing one does nothing.
-                let sub = self.root.join("tasks").join(name);
-                if sub.is_dir() && !name.split('/').any(|c| c == "..") {
-                    let status = self.dir(&sub)?;
-                    if status != Status::Passed {
-                        self.leave();
-                        return Ok(Some(status));
-                    }
-                }
-            }
-        }
-        if ran.exit == Exit::TimedOut || self.timed_out() {
-            self.leave();
-            self.out(&format!("hook {} timed out", self.opts.name));
-            return Ok(Some(Status::TimedOut));
-        }
-        if ran.exit != Exit::Code(0) {
-            // As Sparrow6 reports it: each stream under its header, when
-            // the hook printed anything to it.
-            self.out(&format!("hook exit status: {}", ran.exit.code()));
-            self.out(&format!("hook {} FAILED", self.opts.name));
-            if !lines.is_empty() {
-                self.header("hook stdout");
-                for l in &lines {
-                    self.out(l);
-                }
-            }
-            if !ran.stderr.is_empty() {
-                self.header("hook stderr");
-                for l in &ran.stderr {
-                    self.out(l);
-                }
-            }
-            self.stderr = ran.stderr;
-            self.leave();
-            return Ok(Some(Status::HookFailed(ran.exit.code())));
-        }
-        // Sub-tasks' output was theirs; this directory's checks see the
-        // hook's set_stdout lines, then its own task's output.
-        self.stdout_data.clear();
-        if let Ok(text) = fs::read_to_string(cd.join("stdout")) {
-            self.header("hook stdout");
-            for l in text.lines() {
-                self.out(l);
-                self.stdout_data.push(l.to_string());
-            }
-        }
-        self.leave();
-        Ok(None)
     }
 
     /// Runs a task script; `Some(status)` ends the run.
@@ -499,20 +441,24 @@ impl Run<'_> {
         self.header(&format!("task run: {file} - {name}"));
         self.header("task stdout");
         let mut lines = Vec::new();
-        let ran = {
+        let mut ran = {
             let cmd = self.command(task, &cd)?;
             let timestamps = self.timestamps;
             let transcript = &mut self.transcript;
             let sink = &mut *self.sink;
+            let kept = &mut self.kept;
             exec::run(cmd, self.deadline, &mut |l: String| {
                 let shown = if timestamps {
                     format!("{}{l}", stamp())
                 } else {
                     l.clone()
                 };
+                // Shown live all the same (the CLI keeps nothing).
                 sink.line(&shown);
-                transcript.push(shown);
-                lines.push(l);
+                if kept.take(&l) {
+                    transcript.push(shown);
+                    lines.push(l);
+                }
             })
             .map_err(|e| TaskError::Io {
                 what: format!(
@@ -524,13 +470,15 @@ impl Run<'_> {
             })?
         };
         self.stdout_data.extend(lines);
-        if !ran.stderr.is_empty() {
+        self.kept.cut += ran.cut;
+        let stderr = self.keep(std::mem::take(&mut ran.stderr));
+        if !stderr.is_empty() {
             self.header("task stderr");
-            for l in &ran.stderr {
+            for l in &stderr {
                 self.out(l);
             }
         }
-        self.stderr = ran.stderr.clone();
+        self.stderr = stderr;
         let forgiven = std::mem::take(&mut self.ignore_error);
         if ran.exit == Exit::TimedOut {
             self.out(&format!("task {name} timed out"));
