@@ -230,7 +230,8 @@ impl Translator {
                 ));
             }
             if self.peek() == Some(':') {
-                out.push_str(&self.adverb()?);
+                let after_atom = !out.is_empty();
+                out.push_str(&self.adverb(after_atom)?);
                 continue;
             }
             let start = self.i;
@@ -241,9 +242,22 @@ impl Translator {
     }
 
     /// `:i`, `:ignorecase`, `:!i`: case sensitivity from here on.
-    fn adverb(&mut self) -> Result<String, Error> {
+    /// `:i` and friends, or (after an atom) `:`, `::`, `:::`, Raku's
+    /// backtracking controls.
+    fn adverb(&mut self, after_atom: bool) -> Result<String, Error> {
         let start = self.i;
         self.i += 1;
+        if after_atom && !matches!(self.peek(), Some(c) if c.is_alphanumeric() || c == '!') {
+            // "Do not backtrack into what precedes". The regex crate has no
+            // possessive matching, so the control is dropped: after a literal
+            // (Sparrow6's own examples write `within: Colors:`) that changes
+            // nothing; a pattern relying on it to fail (`\d+: 5` on `12345`)
+            // matches here.
+            while self.peek() == Some(':') {
+                self.i += 1;
+            }
+            return Ok(String::new());
+        }
         let negated = self.peek() == Some('!');
         if negated {
             self.i += 1;

@@ -85,6 +85,9 @@ fn quantifiers() {
     check("^ 'a' ** 2..* $", &["aa", "aaaaa"], &["a"]);
     check("^ 'a' ** 1^..^4 $", &["aa", "aaa"], &["a", "aaaa"]);
     check("^ \\d ** 2 ':' \\d ** 2 $", &["12:30"], &["1:30"]);
+    // A bare `:` after an atom is a backtracking control, not a colon.
+    check("Colors:", &["Colors red", "Colors: red"], &["colors"]);
+    check("a :: b", &["ab"], &["a:b"]);
     check("^ 'ab' + $", &["abab"], &["aba"]);
     check("^ 'x'? 'y' $", &["y", "xy"], &["xxy"]);
     check("^ [ 'ab' | 'cd' ]* $", &["", "abcdab"], &["ac"]);

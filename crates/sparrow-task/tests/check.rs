@@ -164,3 +164,50 @@ fn ten_thousand_lines_are_checked() {
     assert_eq!(o.status, Status::Passed, "{:?}", report(&o));
     assert_eq!(o.stdout.len(), 10000);
 }
+
+#[test]
+fn streams_and_dump_streams_as_sparrow6_prints_them() {
+    let d = tempfile::tempdir().unwrap();
+    let o = task(
+        d.path(),
+        "printf 'foo\\n2\\n4\\nbar\\nfoo\\n1\\nbar\\n'\n",
+        "between: {foo} {bar}\nregexp: (\\d)\ncode: <<P\ndump_streams();\nprint \"note: \", streams()->{1}[0]{data}, \" next \", streams()->{1}[0]{next}, \"\\n\";\nP\nend:\n",
+    );
+    assert_eq!(
+        report(&o)[2..].to_vec(),
+        [
+            "stream: 1",
+            "\tlayer: 1",
+            "\t\t2",
+            "\tlayer: 2",
+            "\t\t4",
+            "stream: 2",
+            "\tlayer: 1",
+            "\t\t1",
+            "note: 2 next 2"
+        ],
+        "{:?}",
+        o.transcript
+    );
+}
+
+#[test]
+fn raku_blocks_have_captures_full_and_replace() {
+    if !have("raku") {
+        eprintln!("raku is not installed: skipped");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("data.txt");
+    fs::write(&file, "OK\nHELLO 1\nDONE\n").unwrap();
+    let o = task(
+        d.path(),
+        &format!("cat {}\n", file.display()),
+        &format!(
+            "regexp: HELLO \\s+ (\\d+)\ncode: <<R\n!raku\nmy $c = captures-full()[0];\nreplace(\"{}\", $c<index>, \"BYE $c<data>[0]\");\nsay \"at \", $c<index>;\nR\n",
+            file.display()
+        ),
+    );
+    assert_eq!(report(&o)[2], "at 1", "{:?}", o.transcript);
+    assert_eq!(fs::read_to_string(&file).unwrap(), "OK\nBYE 1\nDONE\n");
+}

@@ -8,7 +8,7 @@
 //!   stops all narrowing. Within also "zooms": a regex is applied to the
 //!   first capture the previous check took from that line.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use regex::Regex;
 
@@ -74,6 +74,9 @@ pub(crate) struct Ctx {
     /// Ranges stop narrowing after a failed check.
     pub narrowing: bool,
     next_sid: usize,
+    /// Within's zoom: what the previous check captured, by line index
+    /// (empty after a check that captured nothing: the whole line again).
+    prev_caps: HashMap<usize, Vec<String>>,
 }
 
 /// What one check found.
@@ -100,6 +103,7 @@ impl Ctx {
             initial_streams,
             narrowing: true,
             next_sid: 1,
+            prev_caps: HashMap::new(),
         }
     }
 
@@ -200,13 +204,16 @@ impl Ctx {
         };
         let captures = found.captures.get_or_insert_with(Vec::new);
         let zoom = self.kind == Kind::Within && !self.just_started;
+        let prev_caps = std::mem::take(&mut self.prev_caps);
         let mut new_items: Vec<Item> = Vec::new();
         let mut neg_streams = BTreeSet::new();
         let mut visit = |item: Item, line: &str| {
             let subject = match (&m, zoom) {
-                (Matcher::Regex { .. }, true) => {
-                    item.caps.first().map(String::as_str).unwrap_or(line)
-                }
+                (Matcher::Regex { .. }, true) => prev_caps
+                    .get(&item.index)
+                    .and_then(|c| c.first())
+                    .map(String::as_str)
+                    .unwrap_or(line),
                 _ => line,
             };
             let caps = match m {
@@ -256,6 +263,9 @@ impl Ctx {
                     self.streams.clear();
                 }
             }
+        }
+        if self.kind == Kind::Within {
+            self.prev_caps = captures.iter().map(|c| (c.index, c.data.clone())).collect();
         }
         if !new_items.is_empty() {
             self.narrow(data.len(), new_items);

@@ -18,8 +18,17 @@ fn sid(s: usize) -> Value {
     }
 }
 
-fn item(i: &Item) -> Value {
-    json!({ "data": i.caps, "index": i.index, "stream-id": sid(i.sid) })
+/// A context item as Sparrow6 stores it in `streams.json`: the line, what
+/// was captured from it, where it is and what follows.
+fn item(i: &Item, data: &[String]) -> Value {
+    let next = (i.index + 1 < data.len()).then_some(i.index + 1);
+    json!({
+        "data": data.get(i.index).map(String::as_str).unwrap_or(""),
+        "captures": i.caps,
+        "index": i.index,
+        "next": next,
+        "stream-id": sid(i.sid),
+    })
 }
 
 /// Writes `matched.txt`, `captures.json`, `streams.json` and
@@ -41,12 +50,16 @@ pub(crate) fn write(
         .collect();
     let by_id: serde_json::Map<String, Value> = streams
         .iter()
-        .map(|(k, v)| (k.to_string(), Value::Array(v.iter().map(item).collect())))
+        .map(|(k, v)| {
+            let items = v.iter().map(|i| item(i, data)).collect();
+            (k.to_string(), Value::Array(items))
+        })
         .collect();
-    // BTreeMap order is numeric order of the ids, as Sparrow6 sorts them.
+    // Per stream (BTreeMap order is the numeric order of the ids, as
+    // Sparrow6 sorts them), each layer's captures.
     let array: Vec<Value> = streams
         .values()
-        .map(|v| Value::Array(v.iter().map(item).collect()))
+        .map(|v| Value::Array(v.iter().map(|i| json!(i.caps)).collect()))
         .collect();
     // For bash, which cannot read JSON: one line per capture record.
     let mut caps_txt = String::new();

@@ -43,7 +43,7 @@ use crate::limits::{self, MAX_BLOCKS, MAX_LINE};
 use crate::TaskError;
 
 /// Generators may produce generators, but not forever.
-const MAX_GENERATOR_DEPTH: usize = 8;
+const MAX_GENERATOR_DEPTH: usize = 128;
 /// Groups (`(`, `[`), named captures (`$<..>=`) and separators (`%`) in
 /// one regex: each nests the translator one level deeper (on the stack).
 const MAX_REGEX_GROUPS: usize = 256;

@@ -249,7 +249,12 @@ fn between_takes_the_lines_inside_each_range_as_streams() {
         serde_json::from_slice(&std::fs::read(dir.path().join("streams-array.json")).unwrap())
             .unwrap();
     assert_eq!(arr[0].as_array().unwrap().len(), 3);
-    assert_eq!(arr[0][0]["data"], serde_json::json!(["1"]));
+    assert_eq!(arr[0][0], serde_json::json!(["1"]));
+    let streams: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("streams.json")).unwrap()).unwrap();
+    assert_eq!(streams["1"][0]["data"], "1");
+    assert_eq!(streams["1"][0]["captures"], serde_json::json!(["1"]));
+    assert_eq!(streams["1"][0]["next"], 2);
     assert_eq!(
         arr.as_array().unwrap().len(),
         1,
@@ -311,6 +316,18 @@ fn within_zooms_on_the_first_capture() {
     let r = eval(
         "within: \\d\\d\\d\\d '-' \\d\\d '-' \\d\\d\nregexp: ^^ '2000-'\nregexp: '-04'\n01\nend:\n",
         "2000-04-01",
+    );
+    assert_eq!(r.failed, 0, "{:?}", shown(&r));
+    // The zoom follows the previous check: after one that captured
+    // nothing, the whole line again (Sparrow6).
+    let r = eval(
+        "within: ^^ A (\\S+) A $$\n~regexp: Z\nregexp: ^^ A\nend:\n",
+        "ABCDCBA",
+    );
+    assert_eq!(r.failed, 0, "{:?}", shown(&r));
+    let r = eval(
+        "within: ^^ A (\\S+) A $$\n~regexp: Z\nregexp: B (\\S+) B\nregexp: ^^ C\nend:\n",
+        "ABCDCBA",
     );
     assert_eq!(r.failed, 0, "{:?}", shown(&r));
     // A within that matches nothing: positives fail, negations pass.
@@ -417,7 +434,7 @@ fn malformed_files_are_errors_with_a_place() {
 #[test]
 fn a_generator_printing_itself_is_stopped() {
     let mut b = Canned {
-        answers: (0..20)
+        answers: (0..200)
             .map(|_| BlockRun {
                 stdout: vec!["generator: again".into()],
                 ..Default::default()

@@ -64,20 +64,32 @@ sub matched {
     return \@m;
 }
 
-sub streams {
-    my $s = _read(main::cache_root_dir() . '/streams.json');
-    return { map { my $k = $_; ($k => [ map { $_->{data} } @{ $s->{$k} } ]) } keys %$s };
-}
+# Stream id -> the lines each step matched in it (data, captures, index, next).
+sub streams { return _read(main::cache_root_dir() . '/streams.json') }
 
-sub streams_array {
-    return [ map { [ map { $_->{data} } @$_ ] } @{ _read(main::cache_root_dir() . '/streams-array.json') } ];
+# Per stream, in id order: each step's captures.
+sub streams_array { return _read(main::cache_root_dir() . '/streams-array.json') }
+
+# Prints the streams as Sparrow6 does: "stream: N", "\tlayer: L", "\t\tcaptures".
+sub dump_streams {
+    my $s = 0;
+    for my $str (@{ streams_array() }) {
+        $s++;
+        print "stream: $s\n";
+        my $l = 0;
+        for my $layer (@$str) {
+            $l++;
+            print "\tlayer: $l\n";
+            print "\t\t", join(" ", @$layer), "\n";
+        }
+    }
 }
 
 sub import {
     no strict 'refs';
     for my $f (qw(config variables task_var set_stdout ignore_error ignore_task_error
                   ignore_task_check_error run_task
-                  update_state get_state captures capture matched streams streams_array)) {
+                  update_state get_state captures capture matched streams streams_array dump_streams)) {
         *{"main::$f"} = \&{"sparrow6lib::$f"};
     }
 }

@@ -89,8 +89,10 @@ def matched():
 
 
 def streams():
-    return {k: [c["data"] for c in v] for k, v in _load("streams.json").items()}
+    """Stream id -> the lines each step matched in it (data, captures, index, next)."""
+    return _load("streams.json")
 
 
 def streams_array():
-    return [[c["data"] for c in s] for s in _load("streams-array.json")]
+    """Per stream, in id order: each step's captures."""
+    return _load("streams-array.json")

@@ -41,9 +41,30 @@ sub capture() is export { captures()[0] }
 
 sub matched() is export { (cache_root_dir() ~ '/matched.txt').IO.lines.Array }
 
-sub streams() is export {
-    my %s = from-json-file(cache_root_dir() ~ '/streams.json');
-    %( %s.kv.map(-> $k, @v { $k => @v.map(*<data>).Array }) )
+# The capture records in full: data, index and stream-id of each.
+sub captures-full() is export { from-json-file(cache_root_dir() ~ '/captures.json').Array }
+
+# Stream id -> the lines each step matched in it (data, captures, index, next).
+sub streams() is export { from-json-file(cache_root_dir() ~ '/streams.json') }
+
+# Per stream, in id order: each step's captures.
+sub streams_array() is export { from-json-file(cache_root_dir() ~ '/streams-array.json').Array }
+
+# Prints the streams as Sparrow6 does: "stream: N", "\tlayer: L", "\t\tcaptures".
+sub dump_streams() is export {
+    for streams_array().kv -> $s, @str {
+        say "stream: {$s + 1}";
+        for @str.kv -> $l, @layer {
+            say "\tlayer: {$l + 1}";
+            say "\t\t", @layer.join(" ");
+        }
+    }
 }
 
-sub streams_array() is export { from-json-file(cache_root_dir() ~ '/streams-array.json').map(*.map(*<data>).Array).Array }
+# Replaces line number $ln (0-based) of file $path with $data (Sparrow6's
+# helper for fixing what a check found).
+sub replace(Str $path, Int $ln, Str $data) is export {
+    my @lines = $path.IO.lines;
+    @lines[$ln] = $data;
+    spurt $path, @lines.join("\n") ~ "\n";
+}

@@ -61,12 +61,14 @@ def matched
   File.readlines("#{cache_root_dir}/matched.txt", chomp: true)
 end
 
+# Stream id -> the lines each step matched in it (data, captures, index, next).
 def streams
-  JSON.parse(File.read("#{cache_root_dir}/streams.json")).transform_values { |v| v.map { |c| c['data'] } }
+  JSON.parse(File.read("#{cache_root_dir}/streams.json"))
 end
 
+# Per stream, in id order: each step's captures.
 def streams_array
-  JSON.parse(File.read("#{cache_root_dir}/streams-array.json")).map { |s| s.map { |c| c['data'] } }
+  JSON.parse(File.read("#{cache_root_dir}/streams-array.json"))
 end
 
 [task_dir, root_dir].uniq.each do |d|
