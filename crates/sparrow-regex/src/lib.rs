@@ -30,7 +30,6 @@ mod quantifier;
 
 use std::fmt::Write;
 
-use class::class_char;
 use quantifier::balanced_group;
 
 /// A pattern that cannot be translated.
@@ -528,82 +527,6 @@ impl Translator {
                 has_capture: false,
             }),
         }
-    }
-
-    fn backslash(&mut self) -> Result<Atom, Error> {
-        let start = self.i;
-        self.i += 1;
-        let Some(c) = self.peek() else {
-            return Err(self.err_at(start, "the pattern ends in a backslash"));
-        };
-        self.i += 1;
-        let text = match c {
-            'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 't' | 'r' | 'f' => format!("\\{c}"),
-            'N' => "[^\\n]".into(),
-            'T' => "[^\\t]".into(),
-            'R' => "[^\\r]".into(),
-            'F' => "[^\\f]".into(),
-            'e' => "\\x1B".into(),
-            'E' => "[^\\x1B]".into(),
-            'h' => "[\\t\\p{Zs}]".into(),
-            'H' => "[^\\t\\p{Zs}]".into(),
-            'v' => "[\\n\\x0B\\f\\r\\x{85}\\x{2028}\\x{2029}]".into(),
-            'V' => "[^\\n\\x0B\\f\\r\\x{85}\\x{2028}\\x{2029}]".into(),
-            'x' | 'X' | 'o' | 'O' => {
-                let (radix, negate) = (
-                    if c.eq_ignore_ascii_case(&'x') { 16 } else { 8 },
-                    c.is_ascii_uppercase(),
-                );
-                let bracketed = self.peek() == Some('[');
-                if bracketed {
-                    self.i += 1;
-                }
-                let mut digits = String::new();
-                while let Some(d) = self.peek().filter(|d| d.is_digit(radix)) {
-                    digits.push(d);
-                    self.i += 1;
-                }
-                if bracketed {
-                    if self.peek() != Some(']') {
-                        return Err(self.unsupported(
-                            start,
-                            &format!("\\{c}[...] with several characters"),
-                            "write one character per escape",
-                        ));
-                    }
-                    self.i += 1;
-                }
-                let ch = u32::from_str_radix(&digits, radix)
-                    .ok()
-                    .and_then(char::from_u32)
-                    .ok_or_else(|| self.err_at(start, format!("\\{c} needs a character code")))?;
-                let mut t = String::new();
-                if negate {
-                    t.push_str("[^");
-                    class_char(ch, &mut t);
-                    t.push(']');
-                } else {
-                    t = literal(&ch.to_string());
-                }
-                t
-            }
-            'c' | 'C' => {
-                return Err(self.unsupported(
-                    start,
-                    "\\c[NAME]",
-                    "write the character itself, quoted",
-                ))
-            }
-            c if c.is_alphanumeric() => {
-                return Err(self.err_at(start, format!("unknown escape \\{c}")))
-            }
-            c => literal(&c.to_string()),
-        };
-        Ok(Atom {
-            text,
-            single: true,
-            has_capture: false,
-        })
     }
 }
 

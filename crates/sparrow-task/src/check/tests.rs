@@ -451,3 +451,32 @@ fn a_generator_printing_itself_is_stopped() {
     let e = evaluate("generator: again", &lines("x"), &mut cx).unwrap_err();
     assert!(e.to_string().contains("generators nest"), "{e}");
 }
+
+#[test]
+fn source_replaces_the_data_for_later_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("other.txt");
+    std::fs::write(&f, "A1\nB1\n").unwrap();
+    let r = eval(
+        &format!(
+            "out\nsource: {}\nregexp: ^^ A1 $$\nout\nbegin:\nA1\nB1\nend:\n",
+            f.display()
+        ),
+        "out",
+    );
+    assert_eq!(
+        shown(&r),
+        [
+            "stdout match <out> True",
+            "stdout match <^^ A1 $$> True",
+            "stdout match <out> False",
+            "stdout match (s) <A1> True",
+            "stdout match (s) <B1> True"
+        ]
+    );
+    let e = error("source: /nonexistent/file\n");
+    assert!(
+        e.contains("t/task.check:1:") && e.contains("/nonexistent/file"),
+        "{e}"
+    );
+}
