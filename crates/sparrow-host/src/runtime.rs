@@ -68,12 +68,12 @@ impl RealRuntime {
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
             recent: Mutex::default(),
             fresh: FRESH,
-            plugins: crate::tasks::plugin_path(),
+            plugins: sparrow_task::search::SearchPath::from_env(),
         }
     }
 
     /// The same, finding `task_run`'s plugins in `plugins` instead of
-    /// [`crate::tasks::plugin_path`].
+    /// `SearchPath::from_env()`.
     pub fn with_plugins(mut self, plugins: sparrow_task::search::SearchPath) -> RealRuntime {
         self.plugins = plugins;
         self

@@ -14,15 +14,6 @@ use sparrow_task::{RunOptions, Status};
 /// How many stderr lines a failure carries.
 const STDERR_TAIL: usize = 5;
 
-/// Where plugins are looked up: `SPARROW_PLUGIN_PATH` (colon-separated)
-/// when set, else the system directories.
-pub fn plugin_path() -> SearchPath {
-    match std::env::var_os("SPARROW_PLUGIN_PATH") {
-        Some(p) => SearchPath::new(std::env::split_paths(&p).collect()),
-        None => SearchPath::system(),
-    }
-}
-
 /// Runs `plugin` with `params`; it is killed (its whole process group) if
 /// it is still running at `deadline`. `cache_base` holds its scratch
 /// directory while it runs.

@@ -136,6 +136,9 @@ pub fn read_meta(root: &Path) -> Result<Option<Meta>, TaskError> {
         .map_err(|e| TaskError::Config(format!("{}: {e}", path.display())))
 }
 
+/// The variable that replaces the system's plugin directories.
+pub const PLUGIN_PATH_VAR: &str = "SPARROW_PLUGIN_PATH";
+
 impl SearchPath {
     /// The system's plugin directories: `/etc/systemd/sparrow/plugins`
     /// (the administrator's), `/usr/lib/systemd/sparrow/plugins` (the
@@ -149,6 +152,19 @@ impl SearchPath {
             PathBuf::from("/usr/lib/systemd/sparrow/plugins"),
             PathBuf::from("/var/lib/systemd-sparrow/plugins"),
         ])
+    }
+
+    /// `SPARROW_PLUGIN_PATH` (colon-separated directories) when it is set,
+    /// else [`SearchPath::system`]: what the CLI and the daemon use.
+    pub fn from_env() -> SearchPath {
+        match std::env::var_os(PLUGIN_PATH_VAR) {
+            Some(v) => SearchPath::new(
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect(),
+            ),
+            None => SearchPath::system(),
+        }
     }
 
     /// These directories, the first winning.

@@ -10,21 +10,6 @@ use sparrow_task::runner::{Print, Silent, Sink};
 use sparrow_task::search::{Listed, SearchPath};
 use sparrow_task::{RunOptions, Status};
 
-/// The variable that replaces the system's plugin directories.
-const PLUGIN_PATH_VAR: &str = "SPARROW_PLUGIN_PATH";
-
-/// The plugin directories: `SPARROW_PLUGIN_PATH` when set, else the system's.
-fn search_path() -> SearchPath {
-    match std::env::var_os(PLUGIN_PATH_VAR) {
-        Some(v) => SearchPath::new(
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect(),
-        ),
-        None => SearchPath::system(),
-    }
-}
-
 /// `task run`; returns the exit status (1 when the task could not be run).
 pub fn run(
     plugin: &str,
@@ -53,14 +38,20 @@ pub fn run(
     } else {
         Box::new(Print)
     };
-    let outcome =
-        match sparrow_task::task_run(&search_path(), &desc, plugin, params, &opts, &mut *sink) {
-            Ok(o) => o,
-            Err(e) => {
-                eprintln!("systemd-sparrow: {e}");
-                return 1;
-            }
-        };
+    let outcome = match sparrow_task::task_run(
+        &SearchPath::from_env(),
+        &desc,
+        plugin,
+        params,
+        &opts,
+        &mut *sink,
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("systemd-sparrow: {e}");
+            return 1;
+        }
+    };
     let code = outcome.status.exit_code();
     if json {
         let status = match outcome.status {
@@ -124,7 +115,7 @@ fn parse_params(args: &[String]) -> Result<Value, String> {
 
 /// `task list`.
 pub fn list(json: bool) -> u8 {
-    let listed = search_path().list();
+    let listed = SearchPath::from_env().list();
     if json {
         let items: Vec<Value> = listed
             .iter()
@@ -153,7 +144,7 @@ pub fn list(json: bool) -> u8 {
 }
 
 fn shown_dirs() -> String {
-    let sp = search_path();
+    let sp = SearchPath::from_env();
     let dirs: Vec<String> = sp.dirs().iter().map(|d| d.display().to_string()).collect();
     if dirs.is_empty() {
         "no directories".into()
