@@ -70,6 +70,13 @@ impl Translator {
                     "write the character itself, quoted",
                 ))
             }
+            c if c.is_ascii_digit() => {
+                return Err(self.unsupported(
+                    start,
+                    &format!("the backreference \\{c}"),
+                    "Rust regexes cannot match what a group matched",
+                ))
+            }
             c if c.is_alphanumeric() => {
                 return Err(self.err_at(start, format!("unknown escape \\{c}")))
             }

@@ -305,6 +305,15 @@ impl Translator {
                 })
             }
             '(' => {
+                // Perl's (?=...), (?!...), (?<=...), (?:...), (?i): common
+                // habits; Raku writes them differently.
+                if self.peek_at(1) == Some('?') {
+                    return Err(self.unsupported(
+                        start,
+                        "Perl's (?...) group syntax",
+                        "lookahead and lookbehind have no Rust equivalent; a group without a capture is [ ... ], ignoring case is :i",
+                    ));
+                }
                 self.i += 1;
                 self.captures += 1;
                 let inner = self.alternation()?;
@@ -352,7 +361,20 @@ impl Translator {
                 self.i += 2;
                 single("\\b{end}".into())
             }
-            '{' => Err(self.unsupported(start, "a code block { }", "patterns cannot run code")),
+            '{' => {
+                let inner: String = self.s[self.i + 1..]
+                    .iter()
+                    .take_while(|c| **c != '}')
+                    .collect();
+                if !inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit() || c == ',') {
+                    let raku = inner.replace(',', "..");
+                    return Err(self.err_at(
+                        start,
+                        format!("{{{inner}}} is Perl's repetition; in Raku write ** {raku}"),
+                    ));
+                }
+                Err(self.unsupported(start, "a code block { }", "patterns cannot run code"))
+            }
             '@' => Err(self.unsupported(
                 start,
                 "an array interpolation (@...)",

@@ -131,6 +131,11 @@ fn case_insensitivity() {
 #[test]
 fn what_cannot_be_translated_is_refused_by_name() {
     refused("<?before 'x'>", "lookahead or lookbehind");
+    // Perl habits get a Raku answer.
+    refused("\\d+(?=x)", "Perl's (?...) group syntax");
+    refused("\\d{2}", "in Raku write ** 2");
+    refused("\\d{2,4}", "in Raku write ** 2..4");
+    refused("(\\d)\\1", "the backreference \\1");
     refused("<!after 'x'>", "lookahead or lookbehind");
     refused("('a') $0", "backreference $0");
     refused("$<x>", "backreference $<x>");

@@ -7,6 +7,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::limits::MAX_LINE;
@@ -137,6 +138,38 @@ fn kill_group(child: &Child) {
     }
 }
 
+/// Set (from a signal handler) when the caller was asked to stop.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set when a caller handles interrupts: waits then wake up to look.
+static WATCHED: AtomicBool = AtomicBool::new(false);
+
+/// Stops every running script as if its deadline had passed (its group is
+/// killed, the run ends with a timeout). Async-signal-safe: the CLI calls
+/// it from its SIGINT/SIGTERM handler, because scripts run in their own
+/// process group and so never see the terminal's Ctrl-C themselves.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`interrupt`] was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Says that [`interrupt`] may be called: waits are then cut to 100 ms,
+/// so a signal that lands just before a wait is seen soon.
+pub fn watch_interrupts() {
+    WATCHED.store(true, Ordering::SeqCst);
+}
+
+fn cap_for_interrupts(wait: Option<Duration>) -> Option<Duration> {
+    if !WATCHED.load(Ordering::Relaxed) {
+        return wait;
+    }
+    let cap = Duration::from_millis(100);
+    Some(wait.map_or(cap, |w| w.min(cap)))
+}
+
 /// Runs `cmd` in a process group of its own, calling `on_line` with each
 /// stdout line as it arrives (cut at [`MAX_LINE`]). `deadline` kills the
 /// group.
@@ -187,8 +220,13 @@ pub fn run_lines(
     let mut timed_out = false;
     let mut chunk = [0u8; 8192];
     while out_open || err_open {
+        if interrupted() {
+            timed_out = true;
+            kill_group(&child);
+            break;
+        }
         let now = Instant::now();
-        let mut wait = deadline.map(|d| d.saturating_duration_since(now));
+        let mut wait = cap_for_interrupts(deadline.map(|d| d.saturating_duration_since(now)));
         if let Some(l) = linger_until {
             let left = l.saturating_duration_since(now);
             wait = Some(wait.map_or(left, |w| w.min(left)));
@@ -277,8 +315,9 @@ pub fn run_lines(
     // The pipes are closed, but the script may still run (it can close its
     // stdout): wait for it, up to the deadline.
     while !timed_out && child.try_wait()?.is_none() {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if left == Some(Duration::ZERO) {
+        let left =
+            cap_for_interrupts(deadline.map(|d| d.saturating_duration_since(Instant::now())));
+        if interrupted() || deadline.is_some_and(|d| Instant::now() >= d) {
             timed_out = true;
             break;
         }

@@ -305,6 +305,7 @@ mod tests {
             "echo \"[$(config task_timeout)] $(config word)\"\nupdate_state k v\n",
         )
         .unwrap();
+        std::fs::write(dir.join("sparrow.json"), "{}").unwrap();
         let search = SearchPath::new(vec![t.path().into()]);
         let opts = RunOptions {
             cache_base: t.path().join("cache"),

@@ -183,9 +183,12 @@ impl SearchPath {
         if is_path(plugin) {
             let root = PathBuf::from(plugin);
             if !root.is_dir() {
-                return Err(TaskError::NotFound(format!(
-                    "{plugin}: no such task directory"
-                )));
+                let what = if root.exists() {
+                    "is not a directory (run the task's directory, not its script)"
+                } else {
+                    "no such task directory"
+                };
+                return Err(TaskError::NotFound(format!("{plugin}: {what}")));
             }
             let meta = read_meta(&root)?;
             return Ok(Found::Dir { root, meta });
@@ -194,8 +197,18 @@ impl SearchPath {
         for dir in &self.dirs {
             let root = dir.join(plugin);
             if root.is_dir() {
-                let meta = read_meta(&root)?;
-                return Ok(Found::Dir { root, meta });
+                // sparrow.json is what makes a directory a plugin: a stray
+                // directory must not shadow a built-in.
+                return match read_meta(&root)? {
+                    Some(meta) => Ok(Found::Dir {
+                        root,
+                        meta: Some(meta),
+                    }),
+                    None => Err(TaskError::NotFound(format!(
+                        "{} is not a plugin: it has no sparrow.json (name, version, description)",
+                        root.display()
+                    ))),
+                };
             }
         }
         if let Some(b) = builtin::find(plugin) {
@@ -210,9 +223,15 @@ impl SearchPath {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // `task run t1` with a directory t1 here: it meant ./t1.
+        let local = if Path::new(plugin).is_dir() {
+            format!("; ./{plugin} is a directory here: to run it, write ./{plugin}")
+        } else {
+            String::new()
+        };
         Err(TaskError::NotFound(format!(
             "no plugin called {plugin}: searched {searched}, and the built-ins \
-             (`systemd-sparrow task list` shows what is available)"
+             (`systemd-sparrow task list` shows what is available){local}"
         )))
     }
 
@@ -237,7 +256,7 @@ impl SearchPath {
                     // than hidden: `task run` would stop at it.
                     let (version, description) = match read_meta(&root) {
                         Ok(Some(m)) => (Some(m.version).filter(|v| !v.is_empty()), m.description),
-                        Ok(None) => (None, String::new()),
+                        Ok(None) => (None, "not a plugin: no sparrow.json".to_string()),
                         Err(e) => (None, format!("unusable: {e}")),
                     };
                     Some(Listed {
@@ -305,7 +324,7 @@ mod tests {
             f => panic!("{f:?}"),
         }
         let file = root.join("task.bash");
-        assert!(not_found(sp.resolve(file.to_str().unwrap())).contains("no such task directory"));
+        assert!(not_found(sp.resolve(file.to_str().unwrap())).contains("is not a directory"));
         assert!(not_found(sp.resolve("./surely/not/here")).contains("no such task directory"));
     }
 
@@ -320,8 +339,11 @@ mod tests {
             ),
         );
         plugin(b.path(), "web-check", Some(r#"{"version": 2}"#));
-        plugin(b.path(), "only-b", None);
+        plugin(b.path(), "only-b", Some("{}"));
+        plugin(b.path(), "no-json", None);
         let sp = SearchPath::new(vec![a.path().into(), b.path().into()]);
+        // Without sparrow.json a directory is not a plugin.
+        assert!(not_found(sp.resolve("no-json")).contains("has no sparrow.json"));
         match sp.resolve("web-check").unwrap() {
             Found::Dir { root, meta } => {
                 assert_eq!(root, a.path().join("web-check"));
@@ -353,7 +375,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let sp = SearchPath::new(vec![t.path().into()]);
         assert!(matches!(sp.resolve(b.name).unwrap(), Found::Builtin(x) if x.name == b.name));
-        plugin(t.path(), b.name, None);
+        plugin(t.path(), b.name, Some("{}"));
         assert!(matches!(sp.resolve(b.name).unwrap(), Found::Dir { .. }));
         let listed: Vec<Listed> = sp.list().into_iter().filter(|l| l.name == b.name).collect();
         assert_eq!(listed.len(), 2);

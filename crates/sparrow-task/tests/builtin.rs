@@ -737,3 +737,61 @@ fn the_registry_lists_every_builtin() {
     assert!(!builtin::find("command").unwrap().read_only);
     assert!(builtin::find("nope").is_none());
 }
+
+#[test]
+fn misspelled_parameters_are_refused_with_a_suggestion() {
+    for (plugin, params, want) in [
+        (
+            "http-check",
+            serde_json::json!({"url": "http://127.0.0.1:1/", "stauts": 500}),
+            "http-check has no parameter `stauts` (did you mean `status`?)",
+        ),
+        (
+            "mount-check",
+            serde_json::json!({"path": "/", "min_fre": "1T"}),
+            "(did you mean `min_free`?)",
+        ),
+        (
+            "command",
+            serde_json::json!({"command": "true", "expected_exit": 3}),
+            "(did you mean `expect_exit`?)",
+        ),
+        (
+            "network-check",
+            serde_json::json!({"interface": "lo", "default-route": true}),
+            "(did you mean `default_route`?)",
+        ),
+        (
+            "feature-flags",
+            serde_json::json!({"path": "/x"}),
+            "feature-flags has no parameter `path`",
+        ),
+    ] {
+        let b = sparrow_task::builtin::find(plugin).unwrap();
+        let o = (b.run)(&sparrow_task::builtin::Call {
+            desc: "t",
+            params: &params,
+            deadline: None,
+        });
+        assert_eq!(o.status, sparrow_task::Status::TaskFailed(1), "{plugin}");
+        assert!(
+            o.stderr.join("\n").contains(want),
+            "{plugin}: {:?}",
+            o.stderr
+        );
+    }
+}
+
+#[test]
+fn command_shows_its_stderr_in_the_report() {
+    let b = sparrow_task::builtin::find("command").unwrap();
+    let params = serde_json::json!({"command": "echo out; echo why >&2; exit 3"});
+    let o = (b.run)(&sparrow_task::builtin::Call {
+        desc: "t",
+        params: &params,
+        deadline: None,
+    });
+    assert_eq!(o.status, sparrow_task::Status::TaskFailed(1));
+    let at = o.transcript.iter().position(|l| l == "[stderr]").unwrap();
+    assert_eq!(o.transcript[at + 1], "why", "{:?}", o.transcript);
+}

@@ -211,3 +211,33 @@ fn raku_blocks_have_captures_full_and_replace() {
     assert_eq!(report(&o)[2], "at 1", "{:?}", o.transcript);
     assert_eq!(fs::read_to_string(&file).unwrap(), "OK\nBYE 1\nDONE\n");
 }
+
+#[test]
+fn a_broken_task_check_stops_the_run_before_the_task_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let marker = d.path().join("ran");
+    fs::write(
+        d.path().join("task.bash"),
+        format!("touch {}\necho x\n", marker.display()),
+    )
+    .unwrap();
+    fs::write(d.path().join("task.check"), "x\nregexp: a $var\n").unwrap();
+    let e = run(d.path(), d.path(), &Options::default(), &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("task.check:2:11:"), "{e}");
+    assert!(!marker.exists(), "the task ran before its checks were read");
+    // A source: file the task writes is read only when the checks run.
+    fs::write(
+        d.path().join("task.check"),
+        format!("source: {}\nx\n", marker.display()),
+    )
+    .unwrap();
+    fs::write(
+        d.path().join("task.bash"),
+        format!("echo x > {}\n", marker.display()),
+    )
+    .unwrap();
+    let o = run(d.path(), d.path(), &Options::default(), &mut Silent).unwrap();
+    assert_eq!(o.status, Status::Passed, "{:?}", o.transcript);
+}

@@ -248,3 +248,87 @@ fn a_timeout_kills_the_task_and_exits_124() {
     let o = run(sparrow(t.path(), &[]).args(["run", "./slow", "--timeout", "soon"]));
     assert_eq!(o.status.code(), Some(2), "clap refuses a bad duration");
 }
+
+#[test]
+fn ctrl_c_stops_the_task_and_everything_it_started() {
+    let t = tempfile::tempdir().unwrap();
+    let pids = t.path().join("pids");
+    task(
+        t.path(),
+        "long",
+        &[(
+            "task.bash",
+            &format!(
+                "sleep 300 & echo $! > {p}; echo $$ >> {p}; echo started; wait\n",
+                p = pids.display()
+            ),
+        )],
+    );
+    let bin = assert_cmd::cargo::cargo_bin("systemd-sparrow");
+    let mut child = std::process::Command::new(bin)
+        .current_dir(t.path())
+        .env("SPARROW_PLUGIN_PATH", t.path())
+        .args(["task", "run", "./long"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while fs::read_to_string(&pids).map_or(0, |s| s.lines().count()) < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the task never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(start.elapsed() < Duration::from_secs(5));
+    for pid in fs::read_to_string(&pids).unwrap().lines() {
+        let pid: libc::pid_t = pid.trim().parse().unwrap();
+        // Dead, or a zombie waiting for init (never still sleeping).
+        let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let alive = state
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| !s.trim_start().starts_with('Z') && !s.is_empty());
+        assert!(!alive, "pid {pid} survived: {state}");
+    }
+}
+
+#[test]
+fn json_is_one_object_even_when_the_task_cannot_run() {
+    let t = tempfile::tempdir().unwrap();
+    let o = run(sparrow(t.path(), &[t.path()]).args(["run", "no-such-plugin", "--json"]));
+    assert_eq!(o.status.code(), Some(1));
+    let v = json(&o);
+    assert_eq!(v["status"], "error");
+    assert!(
+        v["error"].as_str().unwrap().contains("no-such-plugin"),
+        "{v}"
+    );
+    // A run's object carries its transcript, the check report included.
+    task(
+        t.path(),
+        "checked",
+        &[
+            ("task.bash", "echo ok\n"),
+            ("task.check", "ok\nnot there\n"),
+        ],
+    );
+    let o = run(sparrow(t.path(), &[t.path()]).args(["run", "./checked", "--json"]));
+    assert_eq!(o.status.code(), Some(2));
+    let v = json(&o);
+    let transcript: Vec<&str> = v["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        transcript.contains(&"stdout match <not there> False"),
+        "{v}"
+    );
+}

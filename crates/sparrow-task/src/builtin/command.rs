@@ -118,6 +118,11 @@ fn check(call: &Call, p: &Map<String, Value>, r: &mut Report) -> Result<(), Fail
     };
     r.line(format!("`{shown}` -> {how} in {} ms", millis(elapsed)));
     r.transcript.extend(r.stdout.iter().cloned());
+    // Its stderr too: that is usually what explains a failure.
+    if !r.stderr.is_empty() {
+        r.transcript.push("[stderr]".to_owned());
+        r.transcript.extend(r.stderr.iter().cloned());
+    }
     match ran.exit {
         Exit::TimedOut => Err(Fail::TimedOut(format!(
             "`{shown}` did not end {}; its process group was killed",

@@ -31,6 +31,7 @@ pub fn run(call: &Call) -> Outcome {
 pub fn run_with_default(call: &Call, default: &Path) -> Outcome {
     let mut r = Report::new("feature-flags");
     let res = super::params::as_map(call.params)
+        .and_then(|p| super::params::check_known("feature-flags", &p).map(|()| p))
         .map_err(Fail::Failed)
         .and_then(|p| check(&p, default, &mut r));
     r.finish(res)

@@ -188,6 +188,7 @@ pub(crate) type Body = fn(&Call, &Map<String, Value>, &mut Report) -> Result<(),
 pub(crate) fn frame(name: &'static str, call: &Call, body: Body) -> Outcome {
     let mut r = Report::new(name);
     let res = params::as_map(call.params)
+        .and_then(|p| params::check_known(name, &p).map(|()| p))
         .map_err(Fail::Failed)
         .and_then(|p| body(call, &p, &mut r));
     r.finish(res)

@@ -55,6 +55,7 @@ pub fn run(call: &Call) -> Outcome {
 pub fn run_with_journal(call: &Call, socket: &Path) -> Outcome {
     let mut r = Report::new("notification");
     let res = super::params::as_map(call.params)
+        .and_then(|p| super::params::check_known("notification", &p).map(|()| p))
         .map_err(Fail::Failed)
         .and_then(|p| notify(call, &p, socket, &mut r));
     r.finish(res)

@@ -96,7 +96,7 @@ fn check(_: &Call, p: &Map<String, Value>, r: &mut Report) -> Result<(), Fail> {
     for name in p.keys().filter(|k| k.starts_with("max_psi_")) {
         let Some((res, line, avg)) = psi_threshold_name(name) else {
             return Err(format!(
-                "unknown parameter `{name}` (expected max_psi_{{cpu,memory,io}}[_full]_avg{{10,60,300}})"
+                "unknown parameter `{name}` (expected max_psi_{{cpu,memory,io}}[_some|_full]_avg{{10,60,300}})"
             )
             .into());
         };

@@ -128,11 +128,48 @@ pub fn evaluate(text: &str, data: &[String], cx: &mut Context) -> Result<Report,
         last: None,
         dirty: false,
         blocks: 0,
+        dry: false,
         cx,
     };
     let lines: Vec<&str> = text.lines().collect();
     e.validate(&lines, &Origin::File, 0)?;
     Ok(e.report)
+}
+
+/// Checks `text` (a task.check) without running it: what can be known
+/// before the task runs (syntax, regexes, blocks' languages and ends,
+/// nesting) is an error now, before a task with side effects runs. Lines
+/// that generators would print are not seen, and no block runs.
+///
+/// It stops at `deadline` (a huge file must not hold the run past it).
+pub fn precheck(text: &str, file: &str, deadline: Option<Instant>) -> Result<(), TaskError> {
+    struct NoBlocks(Option<Instant>);
+    impl Blocks for NoBlocks {
+        fn run(&mut self, _: Lang, _: &str) -> Result<BlockRun, TaskError> {
+            Ok(BlockRun::default())
+        }
+        fn deadline(&self) -> Option<Instant> {
+            self.0
+        }
+    }
+    let mut blocks = NoBlocks(deadline);
+    let mut cx = Context {
+        file,
+        cache_root: Path::new("/nonexistent"),
+        blocks: &mut blocks,
+    };
+    let mut e = Eval {
+        data: Cow::Owned(Vec::new()),
+        ctx: Ctx::default_ctx(),
+        report: Report::default(),
+        last: None,
+        dirty: false,
+        blocks: 0,
+        dry: true,
+        cx: &mut cx,
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    e.validate(&lines, &Origin::File, 0)
 }
 
 /// Where a line comes from, for error messages.
@@ -168,6 +205,8 @@ struct Eval<'d, 'c, 'x> {
     dirty: bool,
     /// Code and generator blocks run so far.
     blocks: usize,
+    /// Checking the file only: no block runs, no file is read or written.
+    dry: bool,
     cx: &'c mut Context<'x>,
 }
 
@@ -267,6 +306,10 @@ impl Eval<'_, '_, '_> {
                     && !path.is_empty()
                     && !path.contains(char::is_whitespace)
                 {
+                    if self.dry {
+                        // The task may write it: read when the checks run.
+                        continue;
+                    }
                     self.flush()?;
                     // Read as output is kept: bounded, bad bytes replaced.
                     let text = limits::read_text(Path::new(path), limits::MAX_OUTPUT as u64)
@@ -471,6 +514,9 @@ impl Eval<'_, '_, '_> {
                 1,
                 format!("more than {MAX_BLOCKS} code and generator blocks (does a generator print itself?)"),
             ));
+        }
+        if self.dry {
+            return Ok(());
         }
         self.flush()?;
         let ran = self.cx.blocks.run(lang, &code)?;

@@ -12,6 +12,15 @@ use crate::layout::{Lang, Script};
 use crate::limits;
 use crate::TaskError;
 
+/// A directory's `task.check`, checked before anything in the directory
+/// runs (a broken check file must not let a task with side effects run
+/// first).
+pub(super) fn precheck(file: &Path, deadline: Option<std::time::Instant>) -> Result<(), TaskError> {
+    let text = limits::read_text(file, limits::MAX_FILE)
+        .map_err(|e| TaskError::Check(format!("{}: {e}", file.display())))?;
+    check::precheck(&text, &file.display().to_string(), deadline)
+}
+
 impl Run<'_> {
     /// Evaluates `task.check` over what the directory printed; whether it
     /// passed (or its failures are forgiven), or the status a failing
@@ -46,7 +55,7 @@ impl Run<'_> {
         // The evaluation stopped at the deadline, or a block was killed
         // there (its 124 is no failure of its own).
         if report.timed_out || (report.aborted.is_some() && self.timed_out()) {
-            self.out("task.check timed out");
+            self.out(&format!("task.check {}", super::stopped()));
             return Ok(Err(Status::TimedOut));
         }
         if let Some(a) = report.aborted {

@@ -30,8 +30,13 @@ impl Run<'_> {
             return Err(refused());
         }
         let sub = tasks.join(rel);
+        // Sparrow6 silently runs nothing for a missing sub-task; a typo in
+        // a hook would then pass for ever, so it fails the hook here.
         if !sub.is_dir() {
-            return Ok(None);
+            return Err(format!(
+                "task: {name}: no such sub-task ({})",
+                sub.display()
+            ));
         }
         match sub.canonicalize() {
             Ok(real) if real.starts_with(&self.root) => Ok(Some(sub)),

@@ -111,7 +111,7 @@ impl Run<'_> {
         }
         if ran.exit == Exit::TimedOut || self.timed_out() {
             self.leave();
-            self.out(&format!("hook {} timed out", self.opts.name));
+            self.out(&format!("hook {} {}", self.opts.name, super::stopped()));
             return Ok(Some(Status::TimedOut));
         }
         if ran.exit != Exit::Code(0) {

@@ -294,6 +294,16 @@ fn make_cache_root(base: &Path) -> Result<PathBuf, TaskError> {
     }
 }
 
+/// Why a script was stopped before it ended: its deadline, or the caller
+/// was interrupted (Ctrl-C on `task run`).
+fn stopped() -> &'static str {
+    if crate::exec::interrupted() {
+        "was interrupted"
+    } else {
+        "timed out"
+    }
+}
+
 /// `os()`: the `ID` of /etc/os-release, lower case (Sparrow6's resolver),
 /// read once per process.
 fn os_name() -> String {
@@ -356,13 +366,35 @@ impl Run<'_> {
             ));
             return Ok(Status::Unsupported(name.into()));
         }
-        if let Some(hook) = layout::hook(dir) {
+        // Nothing to run, or checks that would never run: an error before
+        // anything runs (Sparrow6 passes such a directory, so a misnamed
+        // `task.sh` would be a check that is always green).
+        let task = layout::task(dir);
+        let hook = layout::hook(dir);
+        if task.is_none() {
+            if hook.is_none() {
+                return Err(TaskError::NotFound(format!(
+                    "{}: no task script (task.bash, task.pl, task.py, task.rb, task.raku) and no hook",
+                    dir.display()
+                )));
+            }
+            if dir.join("task.check").exists() {
+                return Err(TaskError::Check(format!(
+                    "{}: task.check would never run: there is a hook but no task script",
+                    dir.display()
+                )));
+            }
+        }
+        if task.is_some() && dir.join("task.check").exists() {
+            checks::precheck(&dir.join("task.check"), self.deadline)?;
+        }
+        if let Some(hook) = hook {
             if let Some(s) = self.hook(&hook)? {
                 return Ok(s);
             }
         }
         let mut check_pass = true;
-        if let Some(task) = layout::task(dir) {
+        if let Some(task) = task {
             if let Some(s) = self.task(&task)? {
                 return Ok(s);
             }
@@ -481,7 +513,7 @@ impl Run<'_> {
         self.stderr = stderr;
         let forgiven = std::mem::take(&mut self.ignore_error);
         if ran.exit == Exit::TimedOut {
-            self.out(&format!("task {name} timed out"));
+            self.out(&format!("task {name} {}", stopped()));
             self.leave();
             return Ok(Some(Status::TimedOut));
         }

@@ -36,11 +36,28 @@ fn the_first_task_script_in_sparrow6s_order_runs_and_only_it() {
         );
         t.remove(file);
     }
-    // Neither hook nor task: nothing runs, and that is no error.
-    let o = t.run();
-    assert_eq!(o.status, Status::Passed);
-    assert!(o.transcript.is_empty(), "{}", shown(&o));
-    assert!(o.stdout.is_empty());
+    // Neither hook nor task: an error (Sparrow6 passes it, silently).
+    let e = sparrow_task::runner::run(
+        t.root.path(),
+        t.root.path(),
+        &t.opts(),
+        &mut sparrow_task::runner::Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no task script"), "{e}");
+    // A hook with task.check but no task script: the checks would never run.
+    t.file("hook.bash", "set_stdout x\n");
+    t.file("task.check", "x\n");
+    let e = sparrow_task::runner::run(
+        t.root.path(),
+        t.root.path(),
+        &t.opts(),
+        &mut sparrow_task::runner::Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("task.check would never run"), "{e}");
 }
 
 #[test]

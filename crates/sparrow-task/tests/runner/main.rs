@@ -29,7 +29,7 @@ use sparrow_task::runner::{run, Options, Outcome, Silent};
 
 /// A task root (and a cache base of its own), removed when dropped.
 pub struct Task {
-    root: tempfile::TempDir,
+    pub root: tempfile::TempDir,
     cache: tempfile::TempDir,
 }
 

@@ -100,12 +100,9 @@ fn sub_tasks_run_in_order_and_the_last_ones_vars_stay_set() {
 }
 
 #[test]
-fn names_may_have_slashes_missing_ones_do_nothing_and_headers_keep_the_top_name() {
+fn names_may_have_slashes_and_headers_keep_the_top_name() {
     let t = Task::with(&[
-        (
-            "hook.bash",
-            "run_task group/one\nrun_task not-there\nrun_task group/two\n",
-        ),
+        ("hook.bash", "run_task group/one\nrun_task group/two\n"),
         ("tasks/group/one/task.bash", "echo one\n"),
         ("tasks/group/two/task.rb", "puts 'two'\n"),
         ("task.bash", "echo main\n"),
@@ -133,6 +130,25 @@ fn names_may_have_slashes_missing_ones_do_nothing_and_headers_keep_the_top_name(
             .count(),
         3
     );
+}
+
+#[test]
+fn a_missing_sub_task_fails_the_hook() {
+    // Sparrow6 runs nothing and passes; a typo would then pass for ever.
+    let t = Task::with(&[
+        ("hook.bash", "run_task not-there\n"),
+        ("task.bash", "echo main\n"),
+    ]);
+    let o = t.run();
+    assert_eq!(o.status, Status::HookFailed(1), "{}", shown(&o));
+    assert!(
+        plain(&o)
+            .iter()
+            .any(|l| l.contains("task: not-there: no such sub-task")),
+        "{}",
+        shown(&o)
+    );
+    assert!(!plain(&o).iter().any(|l| l == "main"));
 }
 
 #[test]

@@ -3,12 +3,50 @@
 //! would, with its exit codes (the task's own, 2 for failed checks, 101
 //! for a failed hook, 124 for a timeout).
 
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use sparrow_task::runner::{Print, Silent, Sink};
 use sparrow_task::search::{Listed, SearchPath};
 use sparrow_task::{RunOptions, Status};
+
+/// A task that could not be run at all: the message on stderr and, with
+/// `--json`, one object on stdout all the same (exit 1).
+fn could_not_run(message: &str, json: bool) -> u8 {
+    eprintln!("systemd-sparrow: {message}");
+    if json {
+        let doc = json!({ "status": "error", "exit_code": 1, "error": message });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    1
+}
+
+/// The signal that interrupted `task run` (0: none).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only async-signal-safe work: two atomic stores.
+    SIGNAL.store(sig, Ordering::SeqCst);
+    sparrow_task::exec::interrupt();
+}
+
+/// Ctrl-C and SIGTERM stop the task: scripts run in their own process
+/// group, so the terminal's signal reaches only this process, which
+/// passes it on by killing their group (and cleaning up after them).
+fn forward_interrupts() {
+    sparrow_task::exec::watch_interrupts();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction with a handler that only stores
+        // atomics is valid; the old action is not needed.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
 
 /// `task run`; returns the exit status (1 when the task could not be run).
 pub fn run(
@@ -20,10 +58,7 @@ pub fn run(
 ) -> u8 {
     let params = match parse_params(params) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("systemd-sparrow: {e}");
-            return 1;
-        }
+        Err(e) => return could_not_run(&e.to_string(), json),
     };
     let opts = RunOptions {
         timeout,
@@ -31,6 +66,7 @@ pub fn run(
         ..RunOptions::default()
     };
     let desc = desc.unwrap_or_else(|| plugin.to_string());
+    forward_interrupts();
     // With --json the report is only in the final object, so that stdout
     // stays one parseable document.
     let mut sink: Box<dyn Sink> = if json {
@@ -47,11 +83,15 @@ pub fn run(
         &mut *sink,
     ) {
         Ok(o) => o,
-        Err(e) => {
-            eprintln!("systemd-sparrow: {e}");
-            return 1;
-        }
+        Err(e) => return could_not_run(&e.to_string(), json),
     };
+    let signal = SIGNAL.load(Ordering::SeqCst);
+    if signal != 0 {
+        // The task's group was killed and its scratch directory removed;
+        // exit as a process killed by that signal would report it.
+        eprintln!("systemd-sparrow: interrupted; the task was stopped");
+        return (128 + signal).clamp(0, 255) as u8;
+    }
     let code = outcome.status.exit_code();
     if json {
         let status = match outcome.status {
@@ -69,6 +109,8 @@ pub fn run(
             "stdout": outcome.stdout,
             "stderr": outcome.stderr,
             "check_errors": outcome.check_errors,
+            // Everything the run printed, the check report included.
+            "transcript": outcome.transcript,
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
