@@ -248,6 +248,73 @@ pub(crate) fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
+/// The parameters each built-in reads: anything else is refused, so a
+/// misspelled check (`stauts=500`) fails instead of silently passing.
+fn accepted(plugin: &str) -> &'static [&'static str] {
+    match plugin {
+        "http-check" => &[
+            "url",
+            "method",
+            "status",
+            "body",
+            "regex",
+            "headers",
+            "expect_headers",
+            "timeout",
+        ],
+        "tcp-check" => &["host", "port", "timeout"],
+        "resource-monitor" => &["max_load_percent", "min_available_memory"],
+        "mount-check" => &["path", "fstype", "writable", "min_free"],
+        "network-check" => &["interface", "default_route", "connect", "timeout"],
+        "notification" => &[
+            "message", "severity", "channel", "via", "url", "command", "timeout",
+        ],
+        "command" => &["command", "env", "cwd", "timeout", "expect_exit"],
+        "feature-flags" => &["file"],
+        _ => &[],
+    }
+}
+
+/// Refuses parameters `plugin` does not read, naming the closest one.
+pub(crate) fn check_known(plugin: &str, p: &Map<String, Value>) -> Result<(), String> {
+    let names = accepted(plugin);
+    for k in p.keys() {
+        // resource-monitor's PSI thresholds are a family, checked there.
+        if names.contains(&k.as_str())
+            || (plugin == "resource-monitor" && k.starts_with("max_psi_"))
+        {
+            continue;
+        }
+        let near = names
+            .iter()
+            .map(|n| (distance(k, n), *n))
+            .filter(|(d, _)| *d <= 3)
+            .min();
+        let hint = near.map_or(String::new(), |(_, n)| format!(" (did you mean `{n}`?)"));
+        return Err(format!(
+            "{plugin} has no parameter `{k}`{hint}; it takes {}",
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Edit distance (insertions, deletions, substitutions), for suggestions.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,71 +406,4 @@ mod tests {
         assert_eq!(str_list(&p, "one").unwrap(), vec!["c"]);
         assert!(str_list(&p, "h").is_err());
     }
-}
-
-/// The parameters each built-in reads: anything else is refused, so a
-/// misspelled check (`stauts=500`) fails instead of silently passing.
-fn accepted(plugin: &str) -> &'static [&'static str] {
-    match plugin {
-        "http-check" => &[
-            "url",
-            "method",
-            "status",
-            "body",
-            "regex",
-            "headers",
-            "expect_headers",
-            "timeout",
-        ],
-        "tcp-check" => &["host", "port", "timeout"],
-        "resource-monitor" => &["max_load_percent", "min_available_memory"],
-        "mount-check" => &["path", "fstype", "writable", "min_free"],
-        "network-check" => &["interface", "default_route", "connect", "timeout"],
-        "notification" => &[
-            "message", "severity", "channel", "via", "url", "command", "timeout",
-        ],
-        "command" => &["command", "env", "cwd", "timeout", "expect_exit"],
-        "feature-flags" => &["file"],
-        _ => &[],
-    }
-}
-
-/// Refuses parameters `plugin` does not read, naming the closest one.
-pub(crate) fn check_known(plugin: &str, p: &Map<String, Value>) -> Result<(), String> {
-    let names = accepted(plugin);
-    for k in p.keys() {
-        // resource-monitor's PSI thresholds are a family, checked there.
-        if names.contains(&k.as_str())
-            || (plugin == "resource-monitor" && k.starts_with("max_psi_"))
-        {
-            continue;
-        }
-        let near = names
-            .iter()
-            .map(|n| (distance(k, n), *n))
-            .filter(|(d, _)| *d <= 3)
-            .min();
-        let hint = near.map_or(String::new(), |(_, n)| format!(" (did you mean `{n}`?)"));
-        return Err(format!(
-            "{plugin} has no parameter `{k}`{hint}; it takes {}",
-            names.join(", ")
-        ));
-    }
-    Ok(())
-}
-
-/// Edit distance (insertions, deletions, substitutions), for suggestions.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
