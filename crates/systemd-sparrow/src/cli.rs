@@ -110,11 +110,11 @@ pub enum TaskCommand {
         #[arg(value_name = "KEY=VALUE")]
         params: Vec<String>,
         /// Print nothing while it runs, then one JSON object: status,
-        /// exit_code, state, stdout, stderr, check_errors.
+        /// exit_code, state, stdout, stderr, check_errors, transcript.
         #[arg(long)]
         json: bool,
         /// Kill the run after this long (30s, 500ms, 2m) and exit 124.
-        #[arg(long, value_name = "DUR", value_parser = sparrow_task::parse_duration)]
+        #[arg(long, value_name = "DUR", value_parser = positive_duration)]
         timeout: Option<Duration>,
         /// The name shown in the run's headers (default: PATH|NAME).
         #[arg(long, value_name = "TEXT")]
@@ -127,4 +127,12 @@ pub enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--timeout`: a duration above zero (zero would stop the task at once).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match sparrow_task::parse_duration(text)? {
+        d if d.is_zero() => Err("the timeout must be more than 0".into()),
+        d => Ok(d),
+    }
 }
