@@ -350,9 +350,11 @@ impl RuntimeHost for RealRuntime {
         params: serde_json::Value,
         deadline: Instant,
     ) -> Result<serde_json::Value, sparrow_lang::TaskFailure> {
+        // A tmpfs (as root: /run/systemd-sparrow/tasks, inside the
+        // daemon's RuntimeDirectory), as the CLI's runs use.
         crate::tasks::run(
             &self.plugins,
-            std::env::temp_dir(),
+            sparrow_task::default_cache_base(),
             desc,
             plugin,
             params,

@@ -69,6 +69,15 @@ pub(crate) fn task_run(
         };
     }
     if plugin == FEATURE_FLAGS {
+        // As the built-in refuses what it does not read: a misspelled
+        // `fiel:` must not silently read the default file.
+        if let Some(k) = params.keys().find(|k| k.as_str() != "file") {
+            return Err(err(
+                format!("task_run({desc:?}, \"{FEATURE_FLAGS}\", ..) has no parameter `{k}`"),
+                Some("its one parameter is file: the JSON file to read"),
+                pos,
+            ));
+        }
         let file = match params.get("file") {
             None => None,
             Some(f) if f.is_string() => Some(f.to_string()),

@@ -250,8 +250,7 @@ impl Translator {
             // "Do not backtrack into what precedes". The regex crate has no
             // possessive matching, so the control is dropped: after a literal
             // (Sparrow6's own examples write `within: Colors:`) that changes
-            // nothing; a pattern relying on it to fail (`\d+: 5` on `12345`)
-            // matches here.
+            // nothing; a pattern that relies on it to fail may match here.
             while self.peek() == Some(':') {
                 self.i += 1;
             }

@@ -56,7 +56,7 @@ impl Translator {
                 return Err(self.unsupported(
                     self.i,
                     "the ratchet quantifier modifier :",
-                    "Rust regexes always backtrack-free match; drop the ':'",
+                    "Rust regexes have no possessive quantifiers; drop the ':' (the pattern may then match more)",
                 ));
             }
             _ => {}

@@ -5,6 +5,7 @@
 //! reported, never silently lost.
 
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -37,11 +38,15 @@ pub const MAX_NESTING: usize = 128;
 /// device is refused without being read (opening a FIFO does not wait for
 /// a writer): it could block forever or never end (`/dev/zero`).
 pub(crate) fn read(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let f = std::fs::OpenOptions::new()
+    // O_PATH first: opening a device for reading can itself act (a
+    // watchdog arms, a tape rewinds), so the type is checked on a handle
+    // that cannot read, and only a regular file is opened for reading
+    // (through the handle, so it is the file that was checked).
+    let probe = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_PATH)
         .open(path)?;
-    let t = f.metadata()?.file_type();
+    let t = probe.metadata()?.file_type();
     if !t.is_file() {
         let what = if t.is_fifo() {
             "a FIFO"
@@ -56,6 +61,14 @@ pub(crate) fn read(path: &Path, max: u64) -> io::Result<Vec<u8>> {
             "{what}: only regular files are read"
         )));
     }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/self/fd/{}", probe.as_raw_fd()))?;
+    read_open(f, max)
+}
+
+fn read_open(f: std::fs::File, max: u64) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     f.take(max + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > max {

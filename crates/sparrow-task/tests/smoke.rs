@@ -23,9 +23,6 @@ fn bash_task_with_hook_and_subtask() {
         "echo hello $(config name) $(config main.port)\nupdate_state answer 42\n",
     )
     .unwrap();
-    for lang in ["py", "pl", "rb"] {
-        let _ = lang;
-    }
     let opts = Options {
         params: serde_json::json!({"name": "you"}),
         ..Options::default()

@@ -142,7 +142,8 @@ pub fn evaluate(text: &str, data: &[String], cx: &mut Context) -> Result<Report,
 /// that generators would print are not seen, and no block runs.
 ///
 /// It stops at `deadline` (a huge file must not hold the run past it).
-pub fn precheck(text: &str, file: &str, deadline: Option<Instant>) -> Result<(), TaskError> {
+/// Returns whether it ran out of time (then the run has too).
+pub fn precheck(text: &str, file: &str, deadline: Option<Instant>) -> Result<bool, TaskError> {
     struct NoBlocks(Option<Instant>);
     impl Blocks for NoBlocks {
         fn run(&mut self, _: Lang, _: &str) -> Result<BlockRun, TaskError> {
@@ -169,7 +170,8 @@ pub fn precheck(text: &str, file: &str, deadline: Option<Instant>) -> Result<(),
         cx: &mut cx,
     };
     let lines: Vec<&str> = text.lines().collect();
-    e.validate(&lines, &Origin::File, 0)
+    e.validate(&lines, &Origin::File, 0)?;
+    Ok(e.report.timed_out)
 }
 
 /// Where a line comes from, for error messages.

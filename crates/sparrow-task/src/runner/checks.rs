@@ -15,7 +15,10 @@ use crate::TaskError;
 /// A directory's `task.check`, checked before anything in the directory
 /// runs (a broken check file must not let a task with side effects run
 /// first).
-pub(super) fn precheck(file: &Path, deadline: Option<std::time::Instant>) -> Result<(), TaskError> {
+pub(super) fn precheck(
+    file: &Path,
+    deadline: Option<std::time::Instant>,
+) -> Result<bool, TaskError> {
     let text = limits::read_text(file, limits::MAX_FILE)
         .map_err(|e| TaskError::Check(format!("{}: {e}", file.display())))?;
     check::precheck(&text, &file.display().to_string(), deadline)

@@ -9,9 +9,8 @@ use super::Run;
 use crate::limits;
 
 impl Run<'_> {
-    /// `ROOT/tasks/NAME`: `None` when there is no such directory (which
-    /// does nothing, as in Sparrow6), an error when `NAME` would leave
-    /// `ROOT/tasks`. Sparrow6 joins the text (`"$root/tasks/$name"`), so a
+    /// `ROOT/tasks/NAME`, or an error when there is no such directory
+    /// (Sparrow6 silently does nothing) or `NAME` would leave the root. Sparrow6 joins the text (`"$root/tasks/$name"`), so a
     /// leading `/` stays below `tasks/`; `..` and a symlink out of the root
     /// are refused (a name may come from a parameter).
     pub(super) fn sub_task(&self, name: &str) -> Result<Option<PathBuf>, String> {

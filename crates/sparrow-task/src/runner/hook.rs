@@ -25,6 +25,36 @@ impl Run<'_> {
         self.kept = kept;
         let ran = ran?;
         self.kept.cut += ran.cut;
+        // A hook that failed (or was stopped) asked for nothing: its
+        // sub-tasks run only once it has ended well (as Sparrow6 reads a
+        // hook's output after it exits).
+        if ran.exit == Exit::TimedOut || self.timed_out() {
+            self.leave();
+            self.out(&format!("hook {} {}", self.opts.name, super::stopped()));
+            return Ok(Some(Status::TimedOut));
+        }
+        if ran.exit != Exit::Code(0) {
+            // As Sparrow6 reports it: each stream under its header, when
+            // the hook printed anything to it.
+            self.out(&format!("hook exit status: {}", ran.exit.code()));
+            self.out(&format!("hook {} FAILED", self.opts.name));
+            if !lines.is_empty() {
+                self.header("hook stdout");
+                for l in &lines {
+                    self.out(l);
+                }
+            }
+            let stderr = self.keep(ran.stderr);
+            if !stderr.is_empty() {
+                self.header("hook stderr");
+                for l in &stderr {
+                    self.out(l);
+                }
+            }
+            self.stderr = stderr;
+            self.leave();
+            return Ok(Some(Status::HookFailed(ran.exit.code())));
+        }
         // Inside task_var_json_begin .. task_var_json_end, and a finished
         // one waiting for its `task:` line.
         let mut json: Option<String> = None;
@@ -63,8 +93,8 @@ impl Run<'_> {
                     continue;
                 }
                 // Sparrow6 resolves sub-tasks against the runner's root,
-                // whichever hook asks; a missing one does nothing. A name
-                // leaving the root, or nesting past the limit (a sub-task
+                // whichever hook asks. A missing one, a name leaving the
+                // root, or nesting past the limit (a sub-task
                 // running itself would until the stack overflows), fails
                 // the hook before anything runs.
                 let sub = match self.sub_task(name) {
@@ -108,33 +138,6 @@ impl Run<'_> {
                     }
                 }
             }
-        }
-        if ran.exit == Exit::TimedOut || self.timed_out() {
-            self.leave();
-            self.out(&format!("hook {} {}", self.opts.name, super::stopped()));
-            return Ok(Some(Status::TimedOut));
-        }
-        if ran.exit != Exit::Code(0) {
-            // As Sparrow6 reports it: each stream under its header, when
-            // the hook printed anything to it.
-            self.out(&format!("hook exit status: {}", ran.exit.code()));
-            self.out(&format!("hook {} FAILED", self.opts.name));
-            if !lines.is_empty() {
-                self.header("hook stdout");
-                for l in &lines {
-                    self.out(l);
-                }
-            }
-            let stderr = self.keep(ran.stderr);
-            if !stderr.is_empty() {
-                self.header("hook stderr");
-                for l in &stderr {
-                    self.out(l);
-                }
-            }
-            self.stderr = stderr;
-            self.leave();
-            return Ok(Some(Status::HookFailed(ran.exit.code())));
         }
         // Sub-tasks' output was theirs; this directory's checks see the
         // hook's set_stdout lines, then its own task's output.

@@ -385,8 +385,10 @@ impl Run<'_> {
                 )));
             }
         }
-        if task.is_some() && dir.join("task.check").exists() {
-            checks::precheck(&dir.join("task.check"), self.deadline)?;
+        let check_file = dir.join("task.check");
+        if task.is_some() && check_file.exists() && checks::precheck(&check_file, self.deadline)? {
+            self.out(&format!("task.check {}", stopped()));
+            return Ok(Status::TimedOut);
         }
         if let Some(hook) = hook {
             if let Some(s) = self.hook(&hook)? {

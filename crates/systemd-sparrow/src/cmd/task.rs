@@ -42,6 +42,9 @@ fn forward_interrupts() {
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+            // A second Ctrl-C takes the default action: if stopping the
+            // task hangs, the user can still leave.
+            sa.sa_flags = libc::SA_RESETHAND;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
@@ -90,7 +93,20 @@ pub fn run(
         // The task's group was killed and its scratch directory removed;
         // exit as a process killed by that signal would report it.
         eprintln!("systemd-sparrow: interrupted; the task was stopped");
-        return (128 + signal).clamp(0, 255) as u8;
+        let code = (128 + signal).clamp(0, 255);
+        if json {
+            let doc = json!({
+                "status": "interrupted",
+                "exit_code": code,
+                "state": outcome.state,
+                "stdout": outcome.stdout,
+                "stderr": outcome.stderr,
+                "check_errors": outcome.check_errors,
+                "transcript": outcome.transcript,
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+        return code as u8;
     }
     let code = outcome.status.exit_code();
     if json {
