@@ -119,6 +119,7 @@ fn main() {
     let ext = plugins.join("flags-ext");
     fs::create_dir_all(&ext).unwrap();
     fs::write(ext.join("task.bash"), "cat $(config file)\n").unwrap();
+    fs::write(ext.join("sparrow.json"), r#"{"name": "flags-ext"}"#).unwrap();
 
     println!("task benchmark ({cpus} CPUs available; median of {n} runs)");
 
