@@ -45,7 +45,7 @@ pub fn defaults(root: &Path) -> Result<Value, TaskError> {
             other => Err(TaskError::Config(format!(
                 "{}: the configuration must be a map, not {}",
                 path.display(),
-                kind(&other)
+                type_name(&other)
             ))),
         };
     }
@@ -138,7 +138,8 @@ pub fn dispose(v: Value) {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+/// The JSON type of `v`, for messages.
+pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

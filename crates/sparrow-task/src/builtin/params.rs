@@ -21,17 +21,7 @@ pub(crate) fn as_map(params: &Value) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// The JSON type of `v`, for messages.
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
-    }
-}
+pub(crate) use crate::config::type_name;
 
 /// `name`'s value, `None` when absent or `null`.
 fn get<'a>(p: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
@@ -135,22 +125,10 @@ fn seconds(s: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(s).ok()
 }
 
-/// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s` or `5` (seconds).
+/// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s` or `5` (seconds): the crate's
+/// one duration reader, as `task_timeout` and the CLI read durations.
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let factor = match unit.trim() {
-        "" | "s" | "sec" | "secs" => 1.0,
-        "ms" => 0.001,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => return None,
-    };
-    seconds(n * factor)
+    crate::parse_duration(s).ok()
 }
 
 /// An optional size in bytes: a number, or a string with a binary unit

@@ -89,34 +89,19 @@ impl Run<'_> {
             }
             Lang::Perl => {
                 let mut c = Command::new("perl");
-                c.arg("-I")
-                    .arg(cd)
-                    .arg("-I")
-                    .arg(&lib_dir)
-                    .arg("-I")
-                    .arg(&root_lib);
+                include(&mut c, [cd, &lib_dir, &root_lib]);
                 c.arg("-Msparrow6lib").arg(&script.path);
                 c
             }
             Lang::Ruby => {
                 let mut c = Command::new("ruby");
-                c.arg("-I")
-                    .arg(cd)
-                    .arg("-I")
-                    .arg(&lib_dir)
-                    .arg("-I")
-                    .arg(&root_lib);
+                include(&mut c, [cd, &lib_dir, &root_lib]);
                 c.arg("-r").arg("sparrow6lib").arg(&script.path);
                 c
             }
             Lang::Raku => {
                 let mut c = Command::new("raku");
-                c.arg("-I")
-                    .arg(cd)
-                    .arg("-I")
-                    .arg(&lib_dir)
-                    .arg("-I")
-                    .arg(&root_lib);
+                include(&mut c, [cd, &lib_dir, &root_lib]);
                 c.arg("-Mglue").arg("-Msparrow6lib").arg(&script.path);
                 c
             }
@@ -130,5 +115,14 @@ impl Run<'_> {
             Stdio::null()
         });
         Ok(cmd)
+    }
+}
+
+/// `-I DIR` for each directory, in order: Perl, Ruby and Raku read their
+/// module path the same way (the script's glue, our helpers, the root's
+/// `lib/`).
+fn include(c: &mut Command, dirs: [&Path; 3]) {
+    for d in dirs {
+        c.arg("-I").arg(d);
     }
 }

@@ -89,27 +89,12 @@ pub fn run(
         Err(e) => return could_not_run(&e.to_string(), json),
     };
     let signal = SIGNAL.load(Ordering::SeqCst);
-    if signal != 0 {
+    let (status, code) = if signal != 0 {
         // The task's group was killed and its scratch directory removed;
         // exit as a process killed by that signal would report it.
         eprintln!("systemd-sparrow: interrupted; the task was stopped");
-        let code = (128 + signal).clamp(0, 255);
-        if json {
-            let doc = json!({
-                "status": "interrupted",
-                "exit_code": code,
-                "state": outcome.state,
-                "stdout": outcome.stdout,
-                "stderr": outcome.stderr,
-                "check_errors": outcome.check_errors,
-                "transcript": outcome.transcript,
-            });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        }
-        return code as u8;
-    }
-    let code = outcome.status.exit_code();
-    if json {
+        ("interrupted", (128 + signal).clamp(0, 255))
+    } else {
         let status = match outcome.status {
             Status::Passed => "passed",
             Status::TaskFailed(_) => "task-failed",
@@ -118,6 +103,9 @@ pub fn run(
             Status::TimedOut => "timed-out",
             Status::Unsupported(_) => "unsupported",
         };
+        (status, outcome.status.exit_code())
+    };
+    if json {
         let doc = json!({
             "status": status,
             "exit_code": code,
