@@ -198,7 +198,9 @@ pub(crate) fn family_params(
     defaults: Map,
     pos: Position,
 ) -> Result<Map, Box<EvalAltResult>> {
-    let mut out = defaults.clone();
+    // Every parameter is checked against the defaults before any is merged,
+    // so the defaults map itself becomes the result (no copy per call).
+    let mut merged = Vec::with_capacity(params.len());
     for (raw_key, value) in params {
         let key = keys::normalize(&raw_key);
         let Some(default) = defaults.get(key.as_str()) else {
@@ -240,6 +242,10 @@ pub(crate) fn family_params(
             }
             .into_rhai(pos));
         }
+        merged.push((key, value));
+    }
+    let mut out = defaults;
+    for (key, value) in merged {
         out.insert(key.into(), value);
     }
     Ok(out)

@@ -74,10 +74,14 @@ impl UnitFile {
     /// Adds a `# ...` comment line to the header. Comments are ours (the
     /// generator's banner), so any control character is replaced, not an error.
     pub fn comment(&mut self, text: &str) {
-        let clean: String = text
-            .chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect();
+        // Every unit gets the banner: copy it as it is when it is clean.
+        let clean: String = if text.chars().any(char::is_control) {
+            text.chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect()
+        } else {
+            text.to_string()
+        };
         self.comments.push(clean);
     }
 
