@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use sparrow_lang::{Diagnostic, Facts, Loader, Severity};
-use sparrow_source::{load_text, read_source, LibCache, Owners, Refused, Source, SourceKind};
+use sparrow_source::{load_text, read_listed, LibCache, Owners, Refused, Source, SourceKind};
 
 use crate::Generated;
 
@@ -47,7 +47,7 @@ impl Evaluator {
         let (text, warn) = if src.kind == SourceKind::RakuShebang {
             (String::new(), None)
         } else {
-            match read_source(&src.path, self.owners) {
+            match read_listed(&src.path, self.owners, src.listed_regular) {
                 Ok(t) => (t.text, t.warning),
                 Err(e) => {
                     return Outcome::Refused(Refused {

@@ -20,7 +20,7 @@ pub mod scan;
 pub use load::{load_text, SharedHost};
 pub use modules::LibCache;
 pub use paths::Mode;
-pub use read::{read_source, Owners, ReadError, MAX_SOURCE};
+pub use read::{read_listed, read_source, Owners, ReadError, MAX_SOURCE};
 pub use scan::{Refused, Source, SourceKind};
 
 /// Every source on the search path of `mode` (definitions first, then

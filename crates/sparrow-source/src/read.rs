@@ -94,7 +94,7 @@ const PSEUDO_FS: &[(i64, &str)] = &[
 /// system. The open never blocks (`O_NONBLOCK`, so a FIFO swapped in after
 /// a check cannot hang us), and the checks are made on the open file.
 pub fn open_regular(path: &Path) -> Result<File, ReadError> {
-    open_checked(path).map(|(f, _)| f)
+    open_checked(path, false).map(|(f, _)| f)
 }
 
 /// Whether the file system of device `dev` is a kernel pseudo file system,
@@ -120,8 +120,11 @@ fn pseudo_fs(dev: u64, file: &File) -> Option<&'static str> {
     found
 }
 
-/// [`open_regular`], also returning the open file's metadata.
-fn open_checked(path: &Path) -> Result<(File, fs::Metadata), ReadError> {
+/// [`open_regular`], also returning the open file's metadata. With
+/// `listed_regular` (a directory listing said so), the path is not looked at
+/// before opening: a stat by path is the costliest call in reading a
+/// definition, and the listing already answered what it asks.
+fn open_checked(path: &Path, listed_regular: bool) -> Result<(File, fs::Metadata), ReadError> {
     let fail = |e: std::io::Error| ReadError {
         not_found: e.kind() == std::io::ErrorKind::NotFound,
         reason: format!("cannot read: {e}"),
@@ -131,7 +134,7 @@ fn open_checked(path: &Path) -> Result<(File, fs::Metadata), ReadError> {
         reason,
     };
     // Devices can act on open (tapes rewind, terminals attach): look first.
-    if let Some(why) = not_regular(path) {
+    if let Some(why) = (!listed_regular).then(|| not_regular(path)).flatten() {
         let meta = fs::metadata(path);
         if let Err(e) = meta {
             return Err(fail(e));
@@ -171,11 +174,21 @@ pub struct SourceText {
 /// someone other than root could have written run code as root). The rule
 /// is checked on the open file, so it is the file that is read.
 pub fn read_source(path: &Path, owners: Owners) -> Result<SourceText, ReadError> {
+    read_listed(path, owners, false)
+}
+
+/// [`read_source`] for a file a directory listing showed as a regular file
+/// (`listed_regular`, see [`crate::Source`]).
+pub fn read_listed(
+    path: &Path,
+    owners: Owners,
+    listed_regular: bool,
+) -> Result<SourceText, ReadError> {
     let fail = |e: std::io::Error| ReadError {
         not_found: e.kind() == std::io::ErrorKind::NotFound,
         reason: format!("cannot read: {e}"),
     };
-    let (mut file, meta) = open_checked(path)?;
+    let (mut file, meta) = open_checked(path, listed_regular)?;
     let mut warning = None;
     if owners != Owners::Any {
         if let Err(reason) = owner_problem(&meta, path) {

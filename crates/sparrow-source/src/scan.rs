@@ -32,6 +32,11 @@ pub struct Source {
     pub path: PathBuf,
     /// What it is.
     pub kind: SourceKind,
+    /// The directory listing said "regular file" (not a symlink): opening
+    /// it needs no look at the path first. The open descriptor is checked
+    /// all the same.
+    #[serde(default)]
+    pub listed_regular: bool,
 }
 
 /// A file that was found but cannot be used, and why.
@@ -94,6 +99,7 @@ pub fn definitions(dirs: &[PathBuf]) -> (Vec<Source>, Vec<Refused>) {
             out.push(Source {
                 path,
                 kind: SourceKind::Definition,
+                listed_regular: regular,
             });
         }
     }
@@ -141,6 +147,7 @@ pub fn from_paths(paths: &[PathBuf]) -> (Vec<Source>, Vec<Refused>) {
         out.push(Source {
             path: p.clone(),
             kind,
+            listed_regular: false,
         });
     }
     (out, refused)
@@ -206,6 +213,7 @@ pub fn shebang_units(root: &Path) -> (Vec<Source>, Vec<Refused>) {
             out.push(Source {
                 path: path.to_path_buf(),
                 kind,
+                listed_regular: false,
             });
         }
     });
