@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sparrow_isolate::Channel;
 use sparrow_lang::Facts;
 
-use crate::eval::Evaluator;
+use crate::eval::{Evaluator, Outcome};
 use sparrow_source::{Owners, Source};
 
 /// The role name an entry point passes to [`serve`].
@@ -53,11 +53,123 @@ pub fn serve() -> u8 {
                     return 2;
                 };
                 for src in &sources {
-                    if chan.send(&ev.source(src)).is_err() {
+                    let mut outcome = ev.source(src);
+                    let (lengths, texts) = detach(&mut outcome);
+                    if chan.send_with(&(outcome, lengths), &texts).is_err() {
                         return 2;
                     }
                 }
             }
         }
+    }
+}
+
+/// What an evaluator process answers for one source: the outcome with its
+/// units' texts taken out, and their lengths; the texts travel as the
+/// reply's attachment, as they are (see [`detach`]).
+pub(crate) type Reply = (Outcome, Vec<usize>);
+
+/// Takes the units' texts out of `outcome`: their lengths, and the texts
+/// one after the other. Unit texts are most of a reply, and as JSON strings
+/// every newline and quote in them would be escaped here and unescaped by
+/// the parent.
+pub(crate) fn detach(outcome: &mut Outcome) -> (Vec<usize>, Vec<u8>) {
+    let Outcome::Units(units, _) = outcome else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut texts = Vec::with_capacity(units.iter().map(|u| u.text.len()).sum());
+    let lengths = units
+        .iter_mut()
+        .map(|u| {
+            let text = std::mem::take(&mut u.text);
+            texts.extend_from_slice(text.as_bytes());
+            text.len()
+        })
+        .collect();
+    (lengths, texts)
+}
+
+/// Puts the texts [`detach`] took out back into the units.
+pub(crate) fn attach(reply: Reply, texts: Vec<u8>) -> Result<Outcome, String> {
+    let (mut outcome, lengths) = reply;
+    let units = match &mut outcome {
+        Outcome::Units(units, _) => units.as_mut_slice(),
+        _ => &mut [],
+    };
+    if lengths.len() != units.len() || lengths.iter().sum::<usize>() != texts.len() {
+        return Err(format!(
+            "{} unit texts of {} bytes do not match {} units and {} bytes",
+            lengths.len(),
+            lengths.iter().sum::<usize>(),
+            units.len(),
+            texts.len()
+        ));
+    }
+    let mut texts = String::from_utf8(texts).map_err(|_| "unit texts are not UTF-8".to_string())?;
+    // From the end, so that each text is split off without moving the rest.
+    for (u, len) in units.iter_mut().zip(&lengths).rev() {
+        let at = texts.len() - len;
+        if !texts.is_char_boundary(at) {
+            return Err("a unit text ends inside a character".into());
+        }
+        u.text = texts.split_off(at);
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Generated;
+    use sparrow_unit::UnitName;
+
+    fn unit(name: &str, text: &str) -> Generated {
+        Generated {
+            name: UnitName::parse(name).unwrap(),
+            text: text.into(),
+            install: Default::default(),
+            early: false,
+            source: "/defs/a.sparrow".into(),
+            line: 1,
+        }
+    }
+
+    fn texts(o: &Outcome) -> Vec<String> {
+        match o {
+            Outcome::Units(units, _) => units.iter().map(|u| u.text.clone()).collect(),
+            _ => panic!("not units"),
+        }
+    }
+
+    #[test]
+    fn texts_travel_apart_and_come_back_in_place() {
+        let original = Outcome::Units(
+            vec![
+                unit("a.service", "[Unit]\nDescription=\"é\" \\ %%\n"),
+                unit("b.timer", ""),
+                unit("c.service", "[Service]\nExecStart=/bin/true\n"),
+            ],
+            Vec::new(),
+        );
+        let mut sent = original.clone();
+        let (lengths, bytes) = detach(&mut sent);
+        assert_eq!(texts(&sent), vec![String::new(); 3]);
+        let back = attach((sent, lengths), bytes).unwrap();
+        assert_eq!(texts(&back), texts(&original));
+    }
+
+    #[test]
+    fn texts_that_do_not_add_up_are_refused() {
+        let mut sent = Outcome::Units(vec![unit("a.service", "abc")], Vec::new());
+        let (_, bytes) = detach(&mut sent);
+        assert!(attach((sent.clone(), vec![2]), bytes.clone()).is_err());
+        assert!(attach((sent.clone(), vec![3, 0]), bytes).is_err());
+        // A length that splits a character.
+        let mut sent = Outcome::Units(
+            vec![unit("a.service", "é"), unit("b.service", "x")],
+            Vec::new(),
+        );
+        let (_, bytes) = detach(&mut sent);
+        assert!(attach((sent, vec![1, 2]), bytes).is_err());
     }
 }

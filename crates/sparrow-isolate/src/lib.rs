@@ -6,7 +6,8 @@
 //! both cases (`catch_unwind` cannot help). So the code that runs user
 //! definitions lives in a child process (the same binary, re-executed under
 //! the name [`ARG0`]) with an address-space limit, and the parent talks to
-//! it over pipes, one JSON message per line. When the child dies or stops
+//! it over pipes, one JSON message per line (a reply may bring raw bytes
+//! ahead of its line: see [`Channel::send_with`]). When the child dies or stops
 //! answering in time, the parent knows which request it was working on,
 //! reports that one, and starts a new child for the rest.
 //!
@@ -30,6 +31,10 @@ pub const ARG0: &str = "sparrow-evaluator";
 
 /// The descriptor a child finds its progress file on.
 pub const PROGRESS_FD: i32 = 3;
+
+/// Starts a reply line that announces an attachment: `@LEN\n`, then LEN
+/// raw bytes, then the reply's JSON line. A JSON text never starts with it.
+pub(crate) const ATTACHMENT: char = '@';
 
 /// The longest message either side accepts (a definition's units, or a
 /// batch of definitions' texts).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{ARG0, MAX_MESSAGE, PROGRESS_FD};
+use crate::{ARG0, ATTACHMENT, MAX_MESSAGE, PROGRESS_FD};
 
 /// What a child may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +139,13 @@ const ERR_KEEP: usize = 2048;
 /// How much one read from a child's stdout takes at most.
 const READ_CHUNK: usize = 65536;
 
+/// A reply's attachment, as far as it has arrived.
+enum Attachment {
+    None,
+    Incomplete,
+    At(std::ops::Range<usize>),
+}
+
 fn set_nonblocking(fd: i32) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
@@ -257,7 +264,7 @@ impl Worker {
         let mut deadline = Instant::now() + stall;
         loop {
             if let Some(reply) = self.take_line() {
-                return reply;
+                return reply.map(|(r, _)| r);
             }
             if self.fill()? == 0 && !self.poll_io(deadline, 0)? {
                 let now = self.progress();
@@ -309,6 +316,15 @@ impl Worker {
 
     /// Receives one reply, killing the child if none comes within `timeout`.
     pub fn recv<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<T, Failure> {
+        self.recv_with(timeout).map(|(r, _)| r)
+    }
+
+    /// [`Worker::recv`], with the reply's attachment (empty when it has
+    /// none; see [`crate::Channel::send_with`]).
+    pub fn recv_with<T: DeserializeOwned>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<(T, Vec<u8>), Failure> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(reply) = self.take_line() {
@@ -322,6 +338,11 @@ impl Worker {
 
     /// A reply that has already arrived, without waiting for one.
     pub fn try_recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, Failure> {
+        Ok(self.try_recv_with()?.map(|(r, _)| r))
+    }
+
+    /// [`Worker::try_recv`], with the reply's attachment.
+    pub fn try_recv_with<T: DeserializeOwned>(&mut self) -> Result<Option<(T, Vec<u8>)>, Failure> {
         if let Some(reply) = self.take_line() {
             return reply.map(Some);
         }
@@ -329,20 +350,65 @@ impl Worker {
         self.take_line().transpose()
     }
 
-    /// The next complete line in the buffer, parsed.
-    fn take_line<T: DeserializeOwned>(&mut self) -> Option<Result<T, Failure>> {
-        let Some(i) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') else {
-            // Drop consumed lines only now, in one move, not one per line.
-            self.buf.drain(..self.start);
-            self.scanned -= self.start;
-            self.start = 0;
+    /// The next complete reply in the buffer (its attachment, then its
+    /// line), parsed.
+    fn take_line<T: DeserializeOwned>(&mut self) -> Option<Result<(T, Vec<u8>), Failure>> {
+        let (body, attachment) = match self.attachment() {
+            Ok(Attachment::None) => (self.start, None),
+            Ok(Attachment::At(range)) => (range.end, Some(range)),
+            Ok(Attachment::Incomplete) => {
+                self.compact(self.start);
+                return None;
+            }
+            Err(e) => return Some(Err(e)),
+        };
+        let from = self.scanned.max(body);
+        let Some(i) = self.buf[from..].iter().position(|b| *b == b'\n') else {
+            self.compact(self.buf.len());
             return None;
         };
-        let end = self.scanned + i;
-        let parsed = serde_json::from_slice(&self.buf[self.start..end]);
+        let end = from + i;
+        let parsed = serde_json::from_slice(&self.buf[body..end]);
+        let bytes = attachment.map_or_else(Vec::new, |r| self.buf[r].to_vec());
         self.start = end + 1;
         self.scanned = self.start;
-        Some(parsed.map_err(|e| self.fail_protocol(e.to_string())))
+        Some(
+            parsed
+                .map(|r| (r, bytes))
+                .map_err(|e| self.fail_protocol(e.to_string())),
+        )
+    }
+
+    /// Drops the replies already taken, in one move rather than one per
+    /// reply; `scanned` is where the search for the line's end goes on.
+    fn compact(&mut self, scanned: usize) {
+        self.buf.drain(..self.start);
+        self.scanned = scanned - self.start;
+        self.start = 0;
+    }
+
+    /// Where the next reply's attachment is in the buffer.
+    fn attachment(&mut self) -> Result<Attachment, Failure> {
+        let head = &self.buf[self.start..];
+        if head.first() != Some(&(ATTACHMENT as u8)) {
+            return Ok(Attachment::None);
+        }
+        let Some(nl) = head.iter().position(|b| *b == b'\n') else {
+            return Ok(Attachment::Incomplete);
+        };
+        let len = std::str::from_utf8(&head[1..nl])
+            .ok()
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n <= MAX_MESSAGE);
+        let Some(len) = len else {
+            return Err(self.fail_protocol("a bad attachment header".into()));
+        };
+        let from = self.start + nl + 1;
+        Ok(if from + len <= self.buf.len() {
+            Attachment::At(from..from + len)
+        } else {
+            Attachment::Incomplete
+        })
     }
 
     /// Reads what stdout has now (0 bytes when nothing is there yet).

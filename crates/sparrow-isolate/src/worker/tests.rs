@@ -30,6 +30,25 @@ fn replies_are_read_line_by_line() {
 }
 
 #[test]
+fn attachments_arrive_as_they_were_sent_even_in_pieces() {
+    // Newlines inside the attachment are bytes, not line ends; the reply
+    // after it comes in a later write.
+    let mut w =
+        sh(r#"printf '@9\na\n"b"\n\\c\n'; sleep 0.1; printf '[1]\n'; echo '"plain"'; read x"#);
+    let (one, bytes): (Vec<u32>, Vec<u8>) = w.recv_with(Duration::from_secs(5)).unwrap();
+    assert_eq!((one, bytes.as_slice()), (vec![1], &b"a\n\"b\"\n\\c\n"[..]));
+    let (two, none): (String, Vec<u8>) = w.recv_with(Duration::from_secs(5)).unwrap();
+    assert_eq!((two.as_str(), none.len()), ("plain", 0));
+}
+
+#[test]
+fn a_bad_attachment_header_is_a_protocol_failure() {
+    let mut w = sh("printf '@x1\\nz[1]\\n'; read x");
+    let e = w.recv::<Vec<u32>>(Duration::from_secs(5)).unwrap_err();
+    assert!(matches!(e, Failure::Protocol(_)), "{e}");
+}
+
+#[test]
 fn try_recv_returns_what_has_arrived_without_waiting() {
     let mut w = sh("echo 1; echo 2; read x");
     let first: u32 = w.recv(Duration::from_secs(5)).unwrap();
