@@ -11,11 +11,14 @@
 //!   that property; growth is not delayed (starving a service is worse than
 //!   over-provisioning it). [`RateLimit`] caps changes per minute per unit
 //!   and across the daemon.
+//! - [`health`]: a health check's results → healthy/unhealthy edges and
+//!   when to probe next; the restart budget (a sliding window).
 //!
 //! **Boundary:** no I/O, no clock, no D-Bus types. Time is milliseconds
 //! since the epoch, passed in; settings are plain values the daemon encodes.
 #![deny(missing_docs)]
 
+pub mod health;
 mod prop;
 mod rate;
 mod verdict;
