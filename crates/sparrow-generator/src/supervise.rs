@@ -193,7 +193,12 @@ fn drain(
 ) -> Result<(), Failure> {
     while !pending.is_empty() {
         match w.try_recv_with::<Reply>()? {
-            Some(r) => done.push((pending.pop_front().expect("pending"), received(r)?)),
+            Some(r) => {
+                // Checked before the source leaves `pending`: a bad reply
+                // is that source's failure (`fail_first`), not a lost one.
+                let o = received(r)?;
+                done.push((pending.pop_front().expect("pending"), o));
+            }
             None => break,
         }
     }
@@ -367,6 +372,25 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(got[2], Ok(()));
+    }
+
+    #[test]
+    fn a_reply_whose_texts_do_not_add_up_fails_its_own_source_only() {
+        // A good, a bad and a good reply in one write: the bad one is
+        // taken while draining; the run must neither lose it nor hang.
+        let d = tempfile::tempdir().unwrap();
+        let good = r#"[{"Units":[[],[]]},[]]"#;
+        let bad = r#"[{"Units":[[],[]]},[5]]"#;
+        let then = format!("printf '%s\\n%s\\n%s\\n' '{good}' '{bad}' '{good}'; sleep 30");
+        let got = outcomes(&fake(d.path(), &then), 4);
+        assert_eq!(got.len(), 4);
+        assert_eq!(&got[..2], &[Ok(()), Ok(())]);
+        assert!(
+            got[2].as_ref().is_err_and(|e| e.contains("protocol")),
+            "{:?}",
+            got[2]
+        );
+        assert_eq!(got[3], Ok(()), "a fresh process takes the rest");
     }
 
     #[test]

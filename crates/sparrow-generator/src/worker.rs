@@ -96,11 +96,11 @@ pub(crate) fn attach(reply: Reply, texts: Vec<u8>) -> Result<Outcome, String> {
         Outcome::Units(units, _) => units.as_mut_slice(),
         _ => &mut [],
     };
-    if lengths.len() != units.len() || lengths.iter().sum::<usize>() != texts.len() {
+    let total = lengths.iter().try_fold(0usize, |a, l| a.checked_add(*l));
+    if lengths.len() != units.len() || total != Some(texts.len()) {
         return Err(format!(
-            "{} unit texts of {} bytes do not match {} units and {} bytes",
+            "{} unit text lengths do not match {} units and {} bytes",
             lengths.len(),
-            lengths.iter().sum::<usize>(),
             units.len(),
             texts.len()
         ));
@@ -163,7 +163,9 @@ mod tests {
         let mut sent = Outcome::Units(vec![unit("a.service", "abc")], Vec::new());
         let (_, bytes) = detach(&mut sent);
         assert!(attach((sent.clone(), vec![2]), bytes.clone()).is_err());
-        assert!(attach((sent.clone(), vec![3, 0]), bytes).is_err());
+        assert!(attach((sent.clone(), vec![3, 0]), bytes.clone()).is_err());
+        // Lengths whose sum overflows are refused, not a panic.
+        assert!(attach((sent.clone(), vec![usize::MAX, 4]), bytes).is_err());
         // A length that splits a character.
         let mut sent = Outcome::Units(
             vec![unit("a.service", "é"), unit("b.service", "x")],

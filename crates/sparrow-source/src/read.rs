@@ -141,9 +141,12 @@ fn open_checked(path: &Path, listed_regular: bool) -> Result<(File, fs::Metadata
         }
         return Err(refuse(why));
     }
+    // Listed as a regular file, not a symlink: one swapped in since then
+    // (to a device, say) is not followed.
+    let nofollow = if listed_regular { libc::O_NOFOLLOW } else { 0 };
     let file = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | nofollow)
         .open(path)
         .map_err(fail)?;
     let meta = file.metadata().map_err(fail)?;

@@ -139,6 +139,9 @@ const ERR_KEEP: usize = 2048;
 /// How much one read from a child's stdout takes at most.
 const READ_CHUNK: usize = 65536;
 
+/// The longest attachment header: `@`, the digits of a length, `\n`.
+const HEADER_MAX: usize = 24;
+
 /// A reply's attachment, as far as it has arrived.
 enum Attachment {
     None,
@@ -393,8 +396,13 @@ impl Worker {
         if head.first() != Some(&(ATTACHMENT as u8)) {
             return Ok(Attachment::None);
         }
-        let Some(nl) = head.iter().position(|b| *b == b'\n') else {
-            return Ok(Attachment::Incomplete);
+        // The header is short: look for its end only there, so a child
+        // that never ends it cannot make every read rescan the buffer.
+        let Some(nl) = head.iter().take(HEADER_MAX).position(|b| *b == b'\n') else {
+            if head.len() < HEADER_MAX {
+                return Ok(Attachment::Incomplete);
+            }
+            return Err(self.fail_protocol("a bad attachment header".into()));
         };
         let len = std::str::from_utf8(&head[1..nl])
             .ok()

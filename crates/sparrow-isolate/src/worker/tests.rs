@@ -49,6 +49,15 @@ fn a_bad_attachment_header_is_a_protocol_failure() {
 }
 
 #[test]
+fn an_attachment_header_that_never_ends_fails_at_once() {
+    let mut w = sh("printf '@'; head -c 200000 /dev/zero | tr '\\0' 7; read x");
+    let start = Instant::now();
+    let e = w.recv::<u32>(Duration::from_secs(5)).unwrap_err();
+    assert!(matches!(e, Failure::Protocol(_)), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
 fn try_recv_returns_what_has_arrived_without_waiting() {
     let mut w = sh("echo 1; echo 2; read x");
     let first: u32 = w.recv(Duration::from_secs(5)).unwrap();
