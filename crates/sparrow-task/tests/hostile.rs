@@ -16,8 +16,7 @@ mod hostile {
     mod process;
 }
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -25,47 +24,11 @@ use serde_json::Value;
 use sparrow_task::runner::{run, Options, Outcome, Silent};
 use sparrow_task::TaskError;
 
-/// A task root and a cache base of its own, removed when dropped.
-pub struct Task {
-    root: tempfile::TempDir,
-    cache: tempfile::TempDir,
-}
+mod common;
+
+pub use common::Task;
 
 impl Task {
-    /// A root with these files (paths relative to it).
-    pub fn with(files: &[(&str, &str)]) -> Task {
-        let t = Task {
-            root: tempfile::tempdir().unwrap(),
-            cache: tempfile::tempdir().unwrap(),
-        };
-        for (path, text) in files {
-            t.file(path, text);
-        }
-        t
-    }
-
-    /// Writes `rel` (making its directories).
-    pub fn file(&self, rel: &str, text: &str) -> &Task {
-        let p = self.root.path().join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-        self
-    }
-
-    /// The root, absolute and canonical.
-    pub fn root(&self) -> PathBuf {
-        self.root.path().canonicalize().unwrap()
-    }
-
-    /// Options with this task's cache base, and these parameters.
-    pub fn opts(&self, params: Value) -> Options {
-        Options {
-            params,
-            cache_base: self.cache.path().to_path_buf(),
-            ..Options::default()
-        }
-    }
-
     /// Runs the root (under [`within`] 20 s).
     pub fn try_run(&self, opts: Options) -> Result<Outcome, TaskError> {
         let root = self.root();
@@ -74,7 +37,7 @@ impl Task {
 
     /// Runs the root with these parameters; it must start.
     pub fn run(&self, params: Value) -> Outcome {
-        self.try_run(self.opts(params))
+        self.try_run(self.opts_with(params))
             .unwrap_or_else(|e| panic!("the run did not start: {e}"))
     }
 
@@ -82,7 +45,7 @@ impl Task {
     pub fn run_for(&self, timeout: Duration) -> Outcome {
         self.try_run(Options {
             timeout: Some(timeout),
-            ..self.opts(Value::Null)
+            ..self.opts()
         })
         .unwrap_or_else(|e| panic!("the run did not start: {e}"))
     }

@@ -11,7 +11,7 @@ use sparrow_task::{Status, TaskError};
 use crate::{mkfifo, said, shown, Task};
 
 fn check_error(t: &Task) -> String {
-    match t.try_run(t.opts(Value::Null)) {
+    match t.try_run(t.opts()) {
         Err(TaskError::Check(m)) => m,
         Err(e) => panic!("another error: {e}"),
         Ok(o) => panic!("it ran: {}", shown(&o)),

@@ -25,19 +25,19 @@ fn a_config_that_is_a_fifo_a_device_or_huge_is_refused_unread() {
     let t = Task::with(&[("task.bash", "echo hi\n")]);
     let yaml = t.root().join("config.yaml");
     mkfifo(&yaml);
-    let m = config_error(t.try_run(t.opts(Value::Null)));
+    let m = config_error(t.try_run(t.opts()));
     assert!(
         m.contains("config.yaml: a FIFO: only regular files are read"),
         "{m}"
     );
     std::fs::remove_file(&yaml).unwrap();
     symlink("/dev/zero", t.root().join("config.json")).unwrap();
-    let m = config_error(t.try_run(t.opts(Value::Null)));
+    let m = config_error(t.try_run(t.opts()));
     assert!(m.contains("config.json: a device"), "{m}");
     std::fs::remove_file(t.root().join("config.json")).unwrap();
     let big = format!("a: \"{}\"\n", "x".repeat(17 << 20));
     t.file("config.yaml", &big);
-    let m = config_error(t.try_run(t.opts(Value::Null)));
+    let m = config_error(t.try_run(t.opts()));
     assert!(m.contains("larger than 16 MiB"), "{m}");
 }
 
@@ -80,7 +80,7 @@ fn deeply_nested_or_exploding_documents_are_refused_quickly() {
     for (file, text, why) in cases {
         t.file(file, &text);
         let start = Instant::now();
-        let m = config_error(t.try_run(t.opts(Value::Null)));
+        let m = config_error(t.try_run(t.opts()));
         assert!(m.contains(file) && m.contains(why), "{m}");
         assert!(
             start.elapsed() < Duration::from_secs(2),
@@ -103,7 +103,7 @@ fn parameters_nested_without_end_are_an_error_not_a_crash() {
     // merging, flattening, even dropping them overflowed the stack.
     let t = Task::with(&[("task.bash", "echo hi\n")]);
     let root = t.root().display().to_string();
-    let cache = t.opts(Value::Null).cache_base;
+    let cache = t.opts().cache_base;
     let m = within(20, move || {
         // (Not json!: it would serialize the inner value again, deeply.)
         let mut v = json!(1);

@@ -298,7 +298,7 @@ fn a_long_value_full_of_quotes_reaches_bash_in_linear_time() {
     let o = t
         .try_run(sparrow_task::Options {
             timeout: Some(std::time::Duration::from_secs(15)),
-            ..t.opts(json!({ "v": value }))
+            ..t.opts_with(json!({ "v": value }))
         })
         .unwrap();
     assert_eq!(o.status, Status::Passed, "{}", shown(&o));

@@ -20,74 +20,18 @@ mod subtasks;
 mod transcript;
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use regex::Regex;
 use serde_json::Value;
 use sparrow_task::runner::{run, Options, Outcome, Silent};
 
-/// A task root (and a cache base of its own), removed when dropped.
-pub struct Task {
-    pub root: tempfile::TempDir,
-    cache: tempfile::TempDir,
-}
+#[path = "../common/mod.rs"]
+mod common;
 
-impl Default for Task {
-    fn default() -> Task {
-        Task {
-            root: tempfile::tempdir().unwrap(),
-            cache: tempfile::tempdir().unwrap(),
-        }
-    }
-}
+pub use common::Task;
 
 impl Task {
-    /// An empty root.
-    pub fn new() -> Task {
-        Task::default()
-    }
-
-    /// A root with these files (paths relative to it).
-    pub fn with(files: &[(&str, &str)]) -> Task {
-        let t = Task::new();
-        for (path, text) in files {
-            t.file(path, text);
-        }
-        t
-    }
-
-    /// Writes `rel` (making its directories).
-    pub fn file(&self, rel: &str, text: &str) -> &Task {
-        let p = self.root.path().join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-        self
-    }
-
-    /// Removes `rel`.
-    pub fn remove(&self, rel: &str) {
-        fs::remove_file(self.root.path().join(rel)).unwrap();
-    }
-
-    /// The root, as the runner sees it (absolute, symlinks resolved).
-    pub fn root(&self) -> PathBuf {
-        self.root.path().canonicalize().unwrap()
-    }
-
-    /// Where runs make their cache directories.
-    pub fn cache_base(&self) -> &Path {
-        self.cache.path()
-    }
-
-    /// Default options, with this task's cache base.
-    pub fn opts(&self) -> Options {
-        Options {
-            cache_base: self.cache.path().to_path_buf(),
-            ..Options::default()
-        }
-    }
-
     /// Runs the root.
     pub fn run(&self) -> Outcome {
         self.run_opts(self.opts())
@@ -95,10 +39,7 @@ impl Task {
 
     /// Runs the root with these parameters.
     pub fn run_params(&self, params: Value) -> Outcome {
-        self.run_opts(Options {
-            params,
-            ..self.opts()
-        })
+        self.run_opts(self.opts_with(params))
     }
 
     /// Runs the root with these options.
