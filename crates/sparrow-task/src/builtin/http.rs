@@ -25,8 +25,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde_json::{Map, Value};
 
-use super::params::{duration_param, int_param, req_str, str_param, string_map};
-use super::{budget, frame, millis, show, Call, Fail, Report};
+use super::params::{int_param, req_str, str_param, string_map};
+use super::{frame, millis, show, timeout_param, Call, Fail, Report};
 use crate::Outcome;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -131,12 +131,7 @@ fn check(call: &Call, p: &Map<String, Value>, r: &mut Report) -> Result<(), Fail
         send.append(name, value);
     }
     let expect_headers = string_map(p, "expect_headers")?;
-    let (timeout, by_deadline) = budget(
-        duration_param(p, "timeout")?,
-        Some(DEFAULT_TIMEOUT),
-        call.deadline,
-    )?;
-    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let (timeout, by_deadline) = timeout_param(p, DEFAULT_TIMEOUT, call.deadline)?;
 
     r.set("ok", false);
     let what = format!("{method} {url}");

@@ -218,6 +218,18 @@ pub(crate) fn budget(
     })
 }
 
+/// The `timeout` parameter (or `default`) as [`budget`] cuts it: the
+/// built-ins that always have a time limit.
+pub(crate) fn timeout_param(
+    p: &Map<String, Value>,
+    default: Duration,
+    deadline: Option<Instant>,
+) -> Result<(Duration, bool), Fail> {
+    let requested = params::duration_param(p, "timeout")?;
+    let (timeout, by_deadline) = budget(requested, Some(default), deadline)?;
+    Ok((timeout.unwrap_or(default), by_deadline))
+}
+
 /// Milliseconds as a float with 0.1 ms precision, for state and messages.
 pub(crate) fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0

@@ -33,8 +33,8 @@ use serde_json::{json, Map, Value};
 
 use super::command::{command_param, spawn};
 use super::http::{chain, client, off_runtime};
-use super::params::{duration_param, req_str, str_param};
-use super::{budget, show, Call, Fail, Report};
+use super::params::{req_str, str_param};
+use super::{show, timeout_param, Call, Fail, Report};
 use crate::exec::Exit;
 use crate::Outcome;
 
@@ -206,12 +206,7 @@ fn to_webhook(
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("parameter `url` must be http:// or https://, got {url_text}").into());
     }
-    let (timeout, by_deadline) = budget(
-        duration_param(p, "timeout")?,
-        Some(Duration::from_secs(5)),
-        call.deadline,
-    )?;
-    let timeout = timeout.unwrap_or(Duration::from_secs(5));
+    let (timeout, by_deadline) = timeout_param(p, Duration::from_secs(5), call.deadline)?;
     let body =
         json!({"message": message, "severity": severity, "desc": call.desc, "host": hostname()})
             .to_string();
@@ -264,13 +259,9 @@ fn to_command(
     cmd.env("SPARROW_MESSAGE", message)
         .env("SPARROW_SEVERITY", severity)
         .env("SPARROW_DESC", call.desc);
-    let (timeout, _) = budget(
-        duration_param(p, "timeout")?,
-        Some(Duration::from_secs(30)),
-        call.deadline,
-    )?;
+    let (timeout, _) = timeout_param(p, Duration::from_secs(30), call.deadline)?;
     let start = Instant::now();
-    let ran = spawn(cmd, &shown, timeout.map(|t| start + t), &mut r.stdout)?;
+    let ran = spawn(cmd, &shown, Some(start + timeout), &mut r.stdout)?;
     r.stderr = ran.stderr;
     r.set("exit_code", ran.exit.code());
     r.line(format!(
@@ -285,7 +276,7 @@ fn to_command(
         }
         Exit::TimedOut => Err(Fail::TimedOut(format!(
             "`{shown}` did not end within {}; its process group was killed",
-            show(timeout.unwrap_or_default())
+            show(timeout)
         ))),
         e => Err(format!(
             "`{shown}` ended with status {}, the message may not be delivered",

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::params::{duration_param, int_param, str_param};
-use super::{budget, frame, millis, show, Call, Fail, Report};
+use super::params::{int_param, str_param};
+use super::{frame, millis, show, timeout_param, Call, Fail, Report};
 use crate::Outcome;
 
 /// The timeout when none is given.
@@ -37,12 +37,7 @@ fn check(call: &Call, p: &Map<String, Value>, r: &mut Report) -> Result<(), Fail
                 .into())
         }
     };
-    let (timeout, by_deadline) = budget(
-        duration_param(p, "timeout")?,
-        Some(DEFAULT_TIMEOUT),
-        call.deadline,
-    )?;
-    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let (timeout, by_deadline) = timeout_param(p, DEFAULT_TIMEOUT, call.deadline)?;
     let shown = join_host_port(host, port);
     r.set("connected", false);
     r.set("address", shown.clone());
