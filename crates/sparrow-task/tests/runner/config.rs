@@ -186,26 +186,13 @@ fn an_unusable_config_is_an_error_before_anything_runs() {
         ("config.yaml", "- a list, not a map\n"),
         ("task.bash", "touch \"$root_dir/ran\"\n"),
     ]);
-    let err = sparrow_task::runner::run(
-        &t.root(),
-        &t.root(),
-        &t.opts(),
-        &mut sparrow_task::runner::Silent,
-    )
-    .unwrap_err();
+    let err = t.try_run_opts(t.opts()).unwrap_err();
     assert!(matches!(err, sparrow_task::TaskError::Config(_)), "{err}");
     assert!(!t.root().join("ran").exists());
 
     let t = Task::with(&[("task.bash", "true\n")]);
-    let err = sparrow_task::runner::run(
-        &t.root(),
-        &t.root(),
-        &sparrow_task::Options {
-            params: json!({"args": [true]}),
-            ..t.opts()
-        },
-        &mut sparrow_task::runner::Silent,
-    )
-    .unwrap_err();
+    let err = t
+        .try_run_opts(t.opts_with(json!({"args": [true]})))
+        .unwrap_err();
     assert!(err.to_string().contains("args, element 0"), "{err}");
 }

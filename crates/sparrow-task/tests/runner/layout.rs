@@ -37,26 +37,12 @@ fn the_first_task_script_in_sparrow6s_order_runs_and_only_it() {
         t.remove(file);
     }
     // Neither hook nor task: an error (Sparrow6 passes it, silently).
-    let e = sparrow_task::runner::run(
-        t.root.path(),
-        t.root.path(),
-        &t.opts(),
-        &mut sparrow_task::runner::Silent,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = t.try_run_opts(t.opts()).unwrap_err().to_string();
     assert!(e.contains("no task script"), "{e}");
     // A hook with task.check but no task script: the checks would never run.
     t.file("hook.bash", "set_stdout x\n");
     t.file("task.check", "x\n");
-    let e = sparrow_task::runner::run(
-        t.root.path(),
-        t.root.path(),
-        &t.opts(),
-        &mut sparrow_task::runner::Silent,
-    )
-    .unwrap_err()
-    .to_string();
+    let e = t.try_run_opts(t.opts()).unwrap_err().to_string();
     assert!(e.contains("task.check would never run"), "{e}");
 }
 
@@ -135,13 +121,7 @@ fn a_go_powershell_or_php_script_keeps_its_place_and_is_refused() {
 fn a_missing_task_directory_is_an_error_not_an_outcome() {
     let t = Task::new();
     let gone = t.root().join("nope");
-    let err = sparrow_task::runner::run(
-        &t.root(),
-        &gone,
-        &t.opts(),
-        &mut sparrow_task::runner::Silent,
-    )
-    .unwrap_err();
+    let err = t.try_run_in(&gone).unwrap_err();
     assert!(matches!(err, sparrow_task::TaskError::NotFound(_)), "{err}");
     assert!(err.to_string().contains("nope"), "{err}");
 }
@@ -160,13 +140,7 @@ fn a_task_below_the_root_uses_the_roots_config_and_sub_tasks() {
         ("tasks/sing/task.bash", "echo \"sing $note\"\n"),
     ]);
     let dir = t.root().join("birds/tiny");
-    let o = sparrow_task::runner::run(
-        &t.root(),
-        &dir,
-        &t.opts(),
-        &mut sparrow_task::runner::Silent,
-    )
-    .unwrap();
+    let o = t.try_run_in(&dir).unwrap();
     assert_eq!(o.status, Status::Passed, "{}", shown(&o));
     assert!(has_line(&o, "sing la"), "{}", shown(&o));
     assert_eq!(

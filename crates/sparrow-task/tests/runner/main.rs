@@ -25,6 +25,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde_json::Value;
 use sparrow_task::runner::{run, Options, Outcome, Silent};
+use sparrow_task::TaskError;
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -44,8 +45,19 @@ impl Task {
 
     /// Runs the root with these options.
     pub fn run_opts(&self, opts: Options) -> Outcome {
-        run(self.root.path(), self.root.path(), &opts, &mut Silent)
+        self.try_run_opts(opts)
             .unwrap_or_else(|e| panic!("the run did not start: {e}"))
+    }
+
+    /// Runs the root with these options; it may not start.
+    pub fn try_run_opts(&self, opts: Options) -> Result<Outcome, TaskError> {
+        run(self.root.path(), self.root.path(), &opts, &mut Silent)
+    }
+
+    /// Runs `dir` (below the root, or not there at all) with the root's
+    /// config and sub-tasks; it may not start.
+    pub fn try_run_in(&self, dir: &std::path::Path) -> Result<Outcome, TaskError> {
+        run(&self.root(), dir, &self.opts(), &mut Silent)
     }
 }
 
