@@ -13,5 +13,15 @@ shift
 # The host does not run systemd; nspawn needs a /run of its own.
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount --bind /usr "$lab/root/usr"
+# The project's binary where the README's manual install puts it, so that
+# generated hook lines (/usr/local/bin/systemd-sparrow ... hook run) find it.
+# The tmpfs hides the host's /usr/local/bin in this mount namespace only.
+if [ -e "$lab/bin/systemd-sparrow" ]; then
+    mount -t tmpfs -o mode=0755 tmpfs "$lab/root/usr/local/bin"
+    for n in systemd-sparrow systemd-sparrowd; do
+        : > "$lab/root/usr/local/bin/$n"
+        mount --bind "$lab/bin/$n" "$lab/root/usr/local/bin/$n"
+    done
+fi
 exec systemd-nspawn -D "$lab/root" --volatile=yes --register=no --keep-unit \
     --private-network --console=read-only "$@" -b

@@ -78,6 +78,10 @@ pub struct Loader {
     deadline: Rc<Cell<Instant>>,
     /// The unit a runtime call is about (for `log()`).
     current_unit: Rc<RefCell<String>>,
+    host: Rc<dyn Host>,
+    /// Where generated hook lines call `systemd-sparrow` (looked up once,
+    /// when a definition first has hooks).
+    hook_runner: std::cell::OnceCell<String>,
 }
 
 impl Loader {
@@ -198,6 +202,8 @@ impl Loader {
             engine,
             state,
             deadline,
+            host,
+            hook_runner: std::cell::OnceCell::new(),
             current_unit,
         }
     }
@@ -351,7 +357,12 @@ impl Loader {
         for d in &decls {
             let lowered = {
                 let st = self.state.borrow();
-                lower::lower(d, &source, &|f: &FnPtr| resolve_closure(&st, f))
+                let runner = || {
+                    self.hook_runner
+                        .get_or_init(|| crate::host::hook_runner(self.host.as_ref()))
+                        .clone()
+                };
+                lower::lower(d, &source, &|f: &FnPtr| resolve_closure(&st, f), &runner)
             };
             if !lowered.problems.is_empty() {
                 ensure_index(&mut index);

@@ -44,6 +44,38 @@ pub trait Host {
     fn feature_flags(&self, file: Option<&str>) -> Result<serde_json::Value, String>;
 }
 
+/// Where the generated `ExecStartPre=` lines find `systemd-sparrow`.
+pub const HOOK_RUNNER_ENV: &str = "SYSTEMD_SPARROW_HOOK_RUNNER";
+/// The candidates, in order: the Debian package's place, then the README's
+/// manual install; the first that exists is used.
+pub const HOOK_RUNNERS: &[&str] = &["/usr/bin/systemd-sparrow", "/usr/local/bin/systemd-sparrow"];
+
+/// The absolute path the generated hook lines call: `SYSTEMD_SPARROW_HOOK_RUNNER`
+/// when set to a plain absolute path, else the first of [`HOOK_RUNNERS`] that
+/// exists, else the package's place (the start then fails with systemd's
+/// "No such file or directory" for that path, which names it).
+pub fn hook_runner(host: &dyn Host) -> String {
+    if let Some(p) = host.env(HOOK_RUNNER_ENV) {
+        if plain_path(&p) {
+            return p;
+        }
+    }
+    HOOK_RUNNERS
+        .iter()
+        .find(|p| host.file_exists(p))
+        .unwrap_or(&HOOK_RUNNERS[0])
+        .to_string()
+}
+
+/// An absolute path of characters that need no quoting or escaping in a
+/// command line (so a `-` prefix and `%n` can be written around it).
+pub fn plain_path(p: &str) -> bool {
+    p.starts_with('/')
+        && p.len() < 1024
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'+'))
+}
+
 /// A host whose every answer is fixed: for tests and for rendering a
 /// definition as another machine would.
 #[derive(Debug, Clone)]
@@ -137,6 +169,12 @@ pub trait RuntimeHost: Send + Sync {
     fn read_file(&self, path: &str) -> Result<String, String>;
     /// A message from a closure about `unit`.
     fn log(&self, unit: &str, message: &str);
+    /// `alert(message, severity)` from a closure about `unit`
+    /// (`severity` is `info`, `warning` or `critical`, checked already).
+    /// Hosts that deliver alerts override this; the default logs it.
+    fn alert(&self, unit: &str, message: &str, severity: &str) {
+        self.log(unit, &format!("ALERT ({severity}): {message}"));
+    }
     /// Runs a task plugin (`task_run(desc, plugin, params)` in a closure
     /// about `unit`); it must end by `deadline`. Returns the task's state
     /// with `__data__` (exit code, stdout, failed checks).

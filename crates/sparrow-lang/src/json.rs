@@ -8,7 +8,7 @@ use serde_json::Value;
 const MAX_DEPTH: usize = 128;
 
 /// `v` as JSON; closures and other script-only values are refused by name.
-pub(crate) fn to_json(v: &Dynamic) -> Result<Value, String> {
+pub fn to_json(v: &Dynamic) -> Result<Value, String> {
     to_json_at(v, 0)
 }
 
@@ -54,7 +54,7 @@ fn to_json_at(v: &Dynamic, depth: usize) -> Result<Value, String> {
 }
 
 /// JSON as a Rhai value (integers stay integers).
-pub(crate) fn from_json(v: Value) -> Dynamic {
+pub fn from_json(v: Value) -> Dynamic {
     match v {
         Value::Null => Dynamic::UNIT,
         Value::Bool(b) => b.into(),

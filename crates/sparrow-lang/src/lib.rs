@@ -28,6 +28,7 @@ mod natives;
 pub mod resource;
 pub mod runtime;
 pub mod schema;
+pub mod sequence_text;
 mod shapes;
 mod state;
 mod statics;
@@ -37,8 +38,10 @@ pub use closure::Closure;
 pub use diag::{Diagnostic, ScriptError, Severity};
 pub use engine::{CallError, Loaded, Loader};
 pub use host::{
-    Facts, FixedHost, Host, ModuleSource, ModuleText, NoModules, Psi, PsiLine, RuntimeHost,
-    TaskFailure,
+    hook_runner, plain_path, Facts, FixedHost, Host, ModuleSource, ModuleText, NoModules, Psi,
+    PsiLine, RuntimeHost, TaskFailure, HOOK_RUNNERS, HOOK_RUNNER_ENV,
 };
+/// JSON to and from script values (task parameters, hook contexts).
+pub use json::{from_json, to_json};
 pub use limits::{function_names, MAX_OPERATIONS, SYSTEMD_PLUGINS, WALL_CLOCK};
 pub use lower::{Install, UnitDecl, UnitKind, HEADER};

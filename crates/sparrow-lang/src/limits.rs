@@ -79,5 +79,6 @@ pub(crate) const RUNTIME_PROVIDED: &[&str] = &[
     "service_state",
     "connections",
     "read_file",
+    "alert",
     "log",
 ];

@@ -228,6 +228,28 @@ pub(crate) fn register_runtime(
         r.read_file(path)
             .map_err(|e| host_err("read_file", e, ctx.call_position()))
     });
+    let (r, u) = (rt.clone(), unit.clone());
+    engine.register_fn(
+        "alert",
+        move |ctx: NativeCallContext, msg: Dynamic, severity: &str| {
+            let severity = match severity {
+                "info" => "info",
+                "warning" | "warn" => "warning",
+                "critical" => "critical",
+                other => {
+                    return Err(err(
+                        format!(
+                            "alert(): severity {other:?} is not one of info, warning, critical"
+                        ),
+                        None,
+                        ctx.call_position(),
+                    ))
+                }
+            };
+            r.alert(&u.borrow(), &msg.to_string(), severity);
+            Ok(())
+        },
+    );
     engine.register_fn("log", move |msg: Dynamic| {
         rt.log(&unit.borrow(), &msg.to_string())
     });

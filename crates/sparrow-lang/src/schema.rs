@@ -8,11 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use rhai::{Dynamic, FnPtr, Map};
+use rhai::{Dynamic, FnPtr, ImmutableString, Map};
 
 use crate::closure::Closure;
 
 use crate::names::{closest, normalize};
+use crate::sequence_text;
 use crate::value::{self, Issue, Size};
 
 /// A named field of a map shape.
@@ -59,6 +60,10 @@ pub enum Shape {
     List(&'static Shape),
     /// A startup step: `["desc", "plugin", #{params}]`, a command string, or a closure.
     Step,
+    /// A startup sequence: an array of steps, where a string starting with
+    /// `begin:` is Sparrow6's text form and expands in place into its task
+    /// steps; or one such string, the whole sequence.
+    Sequence,
     /// Unit names, or a closure returning them; evaluated at generation time.
     Units,
     /// A command: a string split into words, or an argv array.
@@ -346,6 +351,7 @@ pub fn validate(
             Some(RtValue::List(out))
         }
         Shape::Step => step(v, path, arity, errors),
+        Shape::Sequence => sequence(v, path, arity, errors),
         Shape::Units => match value::unit_names(v, None) {
             Ok(names) => Some(RtValue::Units(names)),
             Err(i) => fail(errors, i),
@@ -357,6 +363,69 @@ pub fn validate(
     }
 }
 
+/// `startup_sequence`: an array of steps, where a string starting with
+/// `begin:` is a Sparrow6 text block expanded in place; or one such block.
+fn sequence(
+    v: &Dynamic,
+    path: &[String],
+    arity: &dyn Context,
+    errors: &mut Vec<SchemaError>,
+) -> Option<RtValue> {
+    let key = path.last().map_or("startup_sequence", String::as_str);
+    let issue = match (v.read_lock::<ImmutableString>(), value::array(v)) {
+        (Some(text), _) if sequence_text::is_text_form(&text) => {
+            return text_block(&text, key, path, errors).map(RtValue::List)
+        }
+        (Some(text), _) => Issue::new(format!(
+            "a startup_sequence string must be Sparrow6's text form, starting with `begin:`; found {:?}",
+            text.chars().take(40).collect::<String>()
+        ))
+        .help("for one command write a list: [\"/usr/bin/warm-cache\"]"),
+        (None, None) => Issue::new(format!(
+            "expected an array of steps [..] or a text block starting with `begin:`, found {}",
+            value::type_name(v)
+        )),
+        (None, Some(items)) => {
+            let mut out = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let mut sub = path.to_vec();
+                sub.push(format!("[{i}]"));
+                match item.read_lock::<ImmutableString>() {
+                    // Reported at the key: an item has no position of its own.
+                    Some(t) if sequence_text::is_text_form(&t) => out.extend(
+                        text_block(&t, &format!("{key}[{i}]"), path, errors).unwrap_or_default(),
+                    ),
+                    _ => out.extend(step(item, &sub, arity, errors)),
+                }
+            }
+            return Some(RtValue::List(out));
+        }
+    };
+    errors.push(SchemaError {
+        path: path.to_vec(),
+        issue,
+    });
+    None
+}
+
+/// The task steps of a text block; an error names the line in the block.
+fn text_block(
+    text: &str,
+    what: &str,
+    path: &[String],
+    errors: &mut Vec<SchemaError>,
+) -> Option<Vec<RtValue>> {
+    let steps = sequence_text::parse(text).map_err(|e| {
+        let msg = format!("{what} text, line {}, column {}: {}", e.line, e.col, e.message);
+        errors.push(SchemaError {
+            path: path.to_vec(),
+            issue: Issue::new(msg).help("the text form is a line `begin:`, lines `task-run \"desc\", \"plugin\", %( name => value, .. )` and a line `end:`; see docs/language.md"),
+        });
+    });
+    let task = |s: sequence_text::TextStep| RtValue::Task(s.desc, s.plugin, s.params);
+    Some(steps.ok()?.into_iter().map(task).collect())
+}
+
 fn step(
     v: &Dynamic,
     path: &[String],
@@ -364,7 +433,8 @@ fn step(
     errors: &mut Vec<SchemaError>,
 ) -> Option<RtValue> {
     if v.is_fnptr() {
-        return validate(&Shape::Closure(0, 0), v, path, arity, errors);
+        // A step closure may take the unit's context, as hooks do.
+        return validate(&Shape::Closure(0, 1), v, path, arity, errors);
     }
     if v.is_string() {
         return validate(&Shape::Command, v, path, arity, errors);
@@ -514,6 +584,7 @@ fn short(shape: &Shape) -> String {
         Shape::Either(a, b) => format!("{} or {}", short(a), short(b)),
         Shape::List(inner) => format!("array of {}", short(inner)),
         Shape::Step => "step".into(),
+        Shape::Sequence => "array of step, or Sparrow6 text `begin: .. end:`".into(),
         Shape::Units => "unit names, or a closure returning them".into(),
         Shape::Command => "command (string or argv array)".into(),
     }

@@ -19,20 +19,18 @@ macro_rules! field {
 pub static HOOKS: Shape = Shape::Map(&[
     field!(
         "pre_start",
-        Shape::Closure(0, 0),
-        "runs before start; throw or return false to fail the start"
+        Shape::Closure(0, 1),
+        "runs before start (given the unit's context); throw or return false to fail the start"
     ),
-    field!("post_start", Shape::Closure(0, 0), "runs after start"),
-    field!("pre_stop", Shape::Closure(0, 0), "runs before stop"),
-    field!("post_stop", Shape::Closure(0, 0), "runs after stop"),
+    field!("post_start", Shape::Closure(0, 1), "runs after start"),
+    field!("pre_stop", Shape::Closure(0, 1), "runs before stop"),
+    field!("post_stop", Shape::Closure(0, 1), "runs after stop"),
     field!(
         "resources" | "resource_check",
         Shape::Closure(0, 0),
         "same as `monitor.resources`"
     ),
 ]);
-
-const STEP_LIST: Shape = Shape::List(&Shape::Step);
 
 /// `orchestration`.
 pub static ORCHESTRATION: Shape = Shape::Map(&[
@@ -43,8 +41,8 @@ pub static ORCHESTRATION: Shape = Shape::Map(&[
     ),
     field!(
         "startup_sequence",
-        STEP_LIST,
-        "steps run in order before start: `[\"desc\", \"plugin\", #{..}]`, a command, or a closure"
+        Shape::Sequence,
+        "steps run in order before start: `[\"desc\", \"plugin\", #{..}]`, a command, a closure, or a Sparrow6 text block (docs/language.md), which expands into its task steps"
     ),
 ]);
 

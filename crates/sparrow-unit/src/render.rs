@@ -186,6 +186,21 @@ impl Section {
         self.entries.push((key.to_string(), rendered));
         Ok(())
     }
+
+    /// Like [`Section::push`], but ahead of the directives already pushed
+    /// under `key` (for commands that must run before the ones a user wrote,
+    /// such as a `pre_stop` hook ahead of `ExecStop=`).
+    pub fn push_first(&mut self, key: &str, value: &Value) -> Result<(), ValueError> {
+        check_key(key)?;
+        let rendered = render_value(value)?;
+        let at = self
+            .entries
+            .iter()
+            .position(|(k, _)| k == key)
+            .unwrap_or(self.entries.len());
+        self.entries.insert(at, (key.to_string(), rendered));
+        Ok(())
+    }
 }
 
 fn check_key(key: &str) -> Result<(), ValueError> {

@@ -80,6 +80,12 @@ pub enum Command {
         #[arg(long)]
         user: bool,
     },
+    /// Run a unit's lifecycle hooks (what the generated ExecStartPre=,
+    /// ExecStartPost=, ExecStop= and ExecStopPost= lines call).
+    Hook {
+        #[command(subcommand)]
+        command: HookCommand,
+    },
     /// Run Sparrow6-format tasks and plugins, list the plugins.
     #[command(after_help = PLUGIN_PATH_HELP)]
     Task {
@@ -95,6 +101,35 @@ Plugins are looked up by name in /etc/systemd/sparrow/plugins, then
 (the first directory holding NAME/ wins), then among the built-ins.
 SPARROW_PLUGIN_PATH, a colon-separated list of directories, replaces
 those directories.";
+
+#[derive(Subcommand, Debug)]
+pub enum HookCommand {
+    /// Run STAGE of UNIT: its definition is found through the generated
+    /// unit's SourcePath=; exit 1 with the reason on stderr when it fails.
+    Run {
+        /// The unit (an instance is found through its template).
+        unit: String,
+        /// pre_start, startup_sequence, post_start, pre_stop or post_stop.
+        #[arg(value_parser = stage)]
+        stage: sparrow_hook::Stage,
+        /// The definition to use instead of the generated unit's SourcePath=.
+        #[arg(long, value_name = "FILE")]
+        source: Option<PathBuf>,
+        /// Stop the stage after this long (default 90s, systemd's default
+        /// TimeoutStartSec=).
+        #[arg(long, value_name = "DUR", value_parser = positive_duration)]
+        timeout: Option<Duration>,
+    },
+}
+
+fn stage(text: &str) -> Result<sparrow_hook::Stage, String> {
+    sparrow_hook::Stage::parse(text).ok_or_else(|| {
+        format!(
+            "unknown stage {text:?}; one of: {}",
+            sparrow_hook::Stage::ALL.map(|(n, _)| n).join(", ")
+        )
+    })
+}
 
 #[derive(Subcommand, Debug)]
 pub enum TaskCommand {

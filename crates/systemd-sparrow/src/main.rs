@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     if let Some(role) = sparrow_isolate::role(&argv) {
         return ExitCode::from(match role.as_str() {
             sparrow_daemon::worker::ROLE => sparrow_daemon::worker::serve(),
+            sparrow_hook::ROLE => sparrow_hook::serve(),
             _ => sparrow_generator::entry::serve_role(&argv).unwrap_or(2),
         });
     }

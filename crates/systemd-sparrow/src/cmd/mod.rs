@@ -4,10 +4,11 @@ mod check;
 mod control;
 mod demo;
 mod diff;
+mod hook;
 mod render;
 mod task;
 
-use crate::cli::{Cli, Command, TaskCommand};
+use crate::cli::{Cli, Command, HookCommand, TaskCommand};
 
 /// Runs a command: `Ok(status)` for outcomes, `Err` for failures to run.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -33,6 +34,15 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             early_dir,
             user,
         } => diff::run(&paths, generator_dir, early_dir, user),
+        Command::Hook {
+            command:
+                HookCommand::Run {
+                    unit,
+                    stage,
+                    source,
+                    timeout,
+                },
+        } => Ok(hook::run(&unit, stage, source, timeout)),
         Command::Task { command } => Ok(match command {
             TaskCommand::Run {
                 plugin,
