@@ -11,12 +11,20 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
+use crate::alert::Deliverer;
+use crate::config::HealthConfig;
 use crate::control::Response;
+use crate::core::outcome;
 use crate::core::{Action, Event, Level, LogRecord};
-use crate::eval::{Evaluator, SourceText};
+use crate::eval::{Call, Evaluator, SourceText};
 use crate::notify::Notifier;
+use crate::probe::Prober;
+use crate::spec::ProbeSpec;
 use crate::state::StateStore;
 use crate::systemd::{Connector, Systemd, SystemdError, Via};
+
+/// Wall-clock limit of an `on_failure` closure (it may run tasks).
+const ON_FAILURE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the run loop receives: events for the core, and what only the
 /// actuator needs (a new connection, a control client's answer channel).
@@ -47,6 +55,8 @@ pub struct Actuator<C: Connector, E, N, S> {
     tx: mpsc::Sender<Msg<C::Conn>>,
     replies: HashMap<u64, oneshot::Sender<Response>>,
     next_request: u64,
+    prober: Arc<Prober>,
+    alerts: Arc<Deliverer>,
 }
 
 impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S> {
@@ -70,7 +80,16 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
             tx,
             replies: HashMap::new(),
             next_request: 0,
+            prober: Arc::new(Prober::new(&HealthConfig::default())),
+            alerts: Arc::new(Deliverer::empty()),
         }
+    }
+
+    /// Uses these probe bounds and alert channels (daemon.toml).
+    pub fn with_health(mut self, prober: Prober, alerts: Deliverer) -> Self {
+        self.prober = Arc::new(prober);
+        self.alerts = Arc::new(alerts);
+        self
     }
 
     /// Keeps a control client's answer channel; the id to give the core.
@@ -202,6 +221,66 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                         result: result.map_err(|e| e.to_string()),
                     }
                 });
+            }
+            Action::Probe {
+                unit,
+                seq,
+                probe,
+                timeout_ms,
+            } => {
+                let timeout = std::time::Duration::from_millis(timeout_ms);
+                if probe == ProbeSpec::Closure {
+                    let left = self.evaluator.call(Call::Check { unit, seq }, timeout);
+                    return left.map(|c| c.refused("every evaluator is busy"));
+                }
+                let prober = self.prober.clone();
+                self.spawn(async move {
+                    let (ms, result) = prober.probe(&probe, timeout).await;
+                    Event::Probed {
+                        unit,
+                        seq,
+                        outcome: outcome(ms, result),
+                    }
+                });
+            }
+            Action::Restart(unit) => {
+                let Some(conn) = self.conn.clone() else {
+                    return Some(Event::Restarted {
+                        unit,
+                        result: Err("not connected to systemd".into()),
+                    });
+                };
+                self.spawn(async move {
+                    let result = conn.restart(&unit).await.map_err(|e| e.to_string());
+                    Event::Restarted { unit, result }
+                });
+            }
+            Action::OnFailure { unit, event } => {
+                let left = self
+                    .evaluator
+                    .call(Call::OnFailure { unit, event }, ON_FAILURE_LIMIT);
+                return left.map(|c| c.refused("every evaluator is busy"));
+            }
+            Action::Alert(alert) => {
+                // The journal always; the configured channels besides.
+                warn!(
+                    UNIT = %alert.unit,
+                    CHECK = %alert.check,
+                    SEVERITY = %alert.severity.as_str(),
+                    SPARROW_ALERT = "1",
+                    "alert: {}",
+                    alert.message
+                );
+                if !self.alerts.is_empty() {
+                    let alerts = self.alerts.clone();
+                    tokio::spawn(async move {
+                        for d in alerts.deliver(&alert).await {
+                            if let Err(e) = d.result {
+                                warn!(UNIT = %alert.unit, "alert for {} not delivered by {}: {e}", alert.unit, d.channel);
+                            }
+                        }
+                    });
+                }
             }
             Action::Log(record) => log(&record),
             Action::Save(state) => {

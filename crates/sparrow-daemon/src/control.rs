@@ -36,6 +36,11 @@ pub enum Request {
     },
     /// Re-read the definitions.
     Reload,
+    /// Forget a unit's spent restart budget.
+    Reset {
+        /// The unit.
+        unit: String,
+    },
 }
 
 /// A response.
@@ -174,6 +179,43 @@ pub struct UnitStatus {
     /// evaluator process down), until the definitions are re-read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantined: Option<String>,
+    /// Its health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthStatus>,
+}
+
+/// A unit's health check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthStatus {
+    /// `http`, `tcp`, `exec` or `check`.
+    pub check: String,
+    /// `unknown`, `healthy` or `unhealthy`.
+    pub state: String,
+    /// Failures in a row.
+    pub failures: u32,
+    /// Successes in a row.
+    pub successes: u32,
+    /// The last failure's reason, until a probe passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// How long the last probe took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_latency_ms: Option<u64>,
+    /// When the next probe starts (none while one runs or the unit is not active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_probe_in_ms: Option<u64>,
+    /// Probes started since the daemon started.
+    pub probes: u64,
+    /// Restarts it made since the daemon started.
+    pub restarts: u64,
+    /// Restarts counted in the budget's window now.
+    pub restarts_in_window: u32,
+    /// The budget: at most this many restarts ...
+    pub budget_max: u32,
+    /// ... within this window.
+    pub budget_window_ms: u64,
+    /// Spent: no restarts until healthy again or `systemd-sparrow reset`.
+    pub budget_exhausted: bool,
 }
 
 /// `status`.

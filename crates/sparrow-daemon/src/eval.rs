@@ -25,9 +25,11 @@ use sparrow_lang::{keys, Facts};
 use sparrow_policy::{Desired, Prop};
 use sparrow_source::{Owners, Source};
 
-use crate::core::Origin;
+use crate::core::{Event, Origin};
 use crate::spec::Spec;
 use crate::worker::{Evaluated, Request, SourceLoaded, ROLE};
+
+mod call;
 
 /// A definition's path, kind and text, read once by the core.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,12 +76,17 @@ pub enum PoolEvent {
     },
     /// A batch of units was evaluated.
     Evaluated(Vec<Evaluation>),
+    /// A health closure was called.
+    Called(Event),
 }
+
+pub use call::Call;
 
 enum Job {
     Load(Arc<Vec<SourceText>>, u64),
     Units(Arc<HashMap<String, UnitSnapshot>>),
     Eval { units: Vec<String>, origin: Origin },
+    Call(Call, Duration),
 }
 
 struct Thread {
@@ -113,6 +120,9 @@ pub trait Evaluator: Send + Sync + 'static {
     fn units(&self, units: Arc<HashMap<String, UnitSnapshot>>);
     /// Queues evaluations; returns the units there was no room for.
     fn submit(&self, units: Vec<String>, origin: Origin) -> Vec<String>;
+    /// Queues a health closure's call with its wall-clock limit; returns
+    /// it when there is no room.
+    fn call(&self, call: Call, limit: Duration) -> Option<Call>;
 }
 
 /// The pool.
@@ -211,6 +221,29 @@ impl Evaluator for Pool {
             }
         }
         units
+    }
+
+    /// Queues a call on the least busy worker with room.
+    fn call(&self, call: Call, limit: Duration) -> Option<Call> {
+        let Some(t) = self
+            .threads
+            .iter()
+            .filter(|t| t.in_flight.load(Ordering::Relaxed) < self.per_worker)
+            .min_by_key(|t| t.in_flight.load(Ordering::Relaxed))
+        else {
+            return Some(call);
+        };
+        t.in_flight.fetch_add(1, Ordering::Relaxed);
+        match t.tx.send(Job::Call(call, limit)) {
+            Ok(()) => None,
+            Err(mpsc::SendError(job)) => {
+                t.in_flight.fetch_sub(1, Ordering::Relaxed);
+                match job {
+                    Job::Call(c, _) => Some(c),
+                    _ => None,
+                }
+            }
+        }
     }
 }
 
@@ -402,6 +435,11 @@ fn work(
                     }
                 }
                 p.units = Some(units);
+            }
+            Job::Call(call, limit) => {
+                let (took, result, logs) = p.call(&call, limit);
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                report(PoolEvent::Called(call.done(took, result, logs)));
             }
             Job::Eval { units, origin } => {
                 let mut batch = Vec::with_capacity(units.len());

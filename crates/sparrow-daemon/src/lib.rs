@@ -14,7 +14,9 @@
 #![deny(missing_docs)]
 
 pub mod actuator;
+pub mod alert;
 pub mod clock;
+pub mod config;
 pub mod control;
 pub mod core;
 #[cfg(test)]
@@ -22,6 +24,7 @@ mod doubles;
 pub mod eval;
 pub mod notify;
 mod private;
+pub mod probe;
 pub mod run;
 pub mod spec;
 pub mod state;

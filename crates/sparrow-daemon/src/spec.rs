@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use sparrow_lang::runtime::{OnFailure, Probe};
 use sparrow_lang::value::Size;
 use sparrow_lang::UnitDecl;
+use sparrow_policy::health::{BudgetRule, Timing};
 use sparrow_policy::{Prop, Threshold};
 
 /// Evaluate every minute unless `monitor.interval` says otherwise.
@@ -32,6 +34,68 @@ pub struct Spec {
     pub features: Vec<String>,
     /// The resources feature: closures re-evaluated and applied live.
     pub resources: Option<ResourcesSpec>,
+    /// The health feature: a probe, and what follows a failure.
+    #[serde(default)]
+    pub health: Option<HealthSpec>,
+}
+
+/// `health`: what is probed, how often, and what follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthSpec {
+    /// The check's name in status and alerts (`http`, `tcp`, `exec`, `check`).
+    pub check: String,
+    /// What is probed.
+    pub probe: ProbeSpec,
+    /// Interval, timeout, delay, thresholds.
+    pub timing: Timing,
+    /// What follows the unhealthy edge.
+    pub on_failure: FailureAction,
+    /// At most so many restarts within a window.
+    pub budget: BudgetRule,
+}
+
+/// A probe, as plain data (the `check` closure stays in the evaluator).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ProbeSpec {
+    /// One HTTP/1.1 GET on a fresh connection.
+    Http {
+        /// `http://host[:port]/path`.
+        url: String,
+        /// The status wanted (default: any 2xx).
+        status: Option<u16>,
+        /// Text the body must contain.
+        body: Option<String>,
+        /// A regex the body must match.
+        #[serde(default)]
+        body_regex: Option<String>,
+        /// Extra request headers.
+        #[serde(default)]
+        headers: Vec<(String, String)>,
+    },
+    /// A TCP connection that is accepted.
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// A command that exits 0.
+    Exec(Vec<String>),
+    /// The `check` closure, called in an evaluator process.
+    Closure,
+}
+
+/// What follows when a unit turns unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureAction {
+    /// Restart it, within the budget.
+    Restart,
+    /// Raise an alert.
+    Alert,
+    /// Only the status says so.
+    Nothing,
+    /// Call the `on_failure` closure with the event.
+    Closure,
 }
 
 /// `monitor.resources` and dynamic resource properties.
@@ -99,7 +163,63 @@ pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
         line: decl.line,
         features: rt.features().into_iter().map(str::to_string).collect(),
         resources,
+        health: rt.health.as_ref().map(health_spec),
     })
+}
+
+/// The plain-data part of `health`, with the documented defaults filled in.
+fn health_spec(h: &sparrow_lang::runtime::Health) -> HealthSpec {
+    let ms =
+        |d: Option<std::time::Duration>, default: u64| d.map_or(default, |d| d.as_millis() as u64);
+    let def = Timing::default();
+    let (check, probe) = match &h.probe {
+        Probe::Http { url, status, body } => (
+            "http",
+            ProbeSpec::Http {
+                url: url.clone(),
+                status: *status,
+                body: body.clone(),
+                body_regex: None,
+                headers: Vec::new(),
+            },
+        ),
+        Probe::Tcp { host, port } => (
+            "tcp",
+            ProbeSpec::Tcp {
+                host: host.clone(),
+                port: *port,
+            },
+        ),
+        Probe::Exec(argv) => ("exec", ProbeSpec::Exec(argv.clone())),
+        Probe::Check(_) => ("check", ProbeSpec::Closure),
+    };
+    let budget = h
+        .restart_budget
+        .map_or_else(BudgetRule::default, |(max, within)| BudgetRule {
+            max,
+            within_ms: within.as_millis() as u64,
+        });
+    HealthSpec {
+        check: check.to_string(),
+        probe,
+        timing: Timing {
+            // A probe at most every 100 ms: a typo ("1ms") must not turn the
+            // daemon into a load generator.
+            interval_ms: ms(h.interval, def.interval_ms).max(100),
+            timeout_ms: ms(h.timeout, def.timeout_ms).max(1),
+            initial_delay_ms: ms(h.initial_delay, def.initial_delay_ms),
+            failure_threshold: h.failure_threshold.unwrap_or(def.failure_threshold).max(1),
+            success_threshold: h.success_threshold.unwrap_or(def.success_threshold).max(1),
+        },
+        on_failure: match &h.on_failure {
+            // As a Kubernetes liveness probe: restart, within the budget.
+            None | Some(OnFailure::Restart) => FailureAction::Restart,
+            Some(OnFailure::Nothing) => FailureAction::Nothing,
+            Some(OnFailure::Alert) => FailureAction::Alert,
+            Some(OnFailure::Call(_)) => FailureAction::Closure,
+        },
+        budget,
+    }
 }
 
 #[cfg(test)]

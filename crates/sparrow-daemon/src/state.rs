@@ -10,6 +10,7 @@ use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use sparrow_policy::health::Budget;
 use sparrow_policy::{Prop, PropHistory};
 
 /// Per unit, per property.
@@ -22,6 +23,10 @@ pub struct Persisted {
     pub boot_id: String,
     /// The histories.
     pub units: BTreeMap<String, BTreeMap<Prop, PropHistory>>,
+    /// Health checks' restart budgets: a restarted daemon must not hand a
+    /// flapping unit a fresh one.
+    #[serde(default)]
+    pub budgets: BTreeMap<String, Budget>,
 }
 
 const VERSION: u32 = 2;

@@ -72,6 +72,8 @@ pub trait Systemd: Send + Sync + 'static {
     ) -> impl Future<Output = Result<BTreeMap<Prop, Live>, SystemdError>> + Send;
     /// The unit's state and control group.
     fn info(&self, unit: &str) -> impl Future<Output = Result<UnitInfo, SystemdError>> + Send;
+    /// `RestartUnit(unit, "replace")`: returns once the job is queued.
+    fn restart(&self, unit: &str) -> impl Future<Output = Result<(), SystemdError>> + Send;
 }
 
 /// A unit's object path: `web.service` → `/org/freedesktop/systemd1/unit/web_2eservice`
@@ -281,6 +283,12 @@ impl Systemd for Bus {
             out.insert(p, live_value(p, v)?);
         }
         Ok(out)
+    }
+
+    async fn restart(&self, unit: &str) -> Result<(), SystemdError> {
+        self.manager("RestartUnit", &(unit, "replace"))
+            .await
+            .map(|_| ())
     }
 
     async fn info(&self, unit: &str) -> Result<UnitInfo, SystemdError> {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sparrow_host::runtime::{RealRuntime, UnitSnapshot, Units};
 use sparrow_host::RealHost;
 use sparrow_isolate::Channel;
+use sparrow_lang::runtime::{OnFailure, Probe};
 use sparrow_lang::{keys, value, CallError, Closure, Facts, Loader};
 use sparrow_policy::{Desired, Prop};
 use sparrow_source::{load_text, LibCache, Owners};
@@ -58,6 +59,37 @@ pub(crate) enum Request {
         /// Wall-clock limit for one unit's closures together.
         limit_ms: u64,
     },
+    /// Call one of a unit's health closures; answered with a [`CallReply`].
+    Call {
+        /// The unit.
+        unit: String,
+        /// Which closure.
+        what: CallWhat,
+        /// Its argument (the failure event for `on_failure`).
+        arg: Option<serde_json::Value>,
+        /// Its wall-clock limit.
+        limit_ms: u64,
+    },
+}
+
+/// Which health closure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum CallWhat {
+    /// `health.check`: `false` or a thrown error fails the probe.
+    Check,
+    /// `health.on_failure`, given the event.
+    OnFailure,
+}
+
+/// The answer to [`Request::Call`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CallReply {
+    /// Passed, or why not (file:line:col: message).
+    pub result: Result<(), String>,
+    /// `log()` lines.
+    pub logs: Vec<String>,
+    /// How long the closure took.
+    pub took_us: u64,
 }
 
 /// What one source gave the daemon.
@@ -87,6 +119,8 @@ pub(crate) struct Evaluated {
 struct UnitClosures {
     resources: Option<Closure>,
     dynamic: Vec<(Prop, Closure)>,
+    check: Option<Closure>,
+    on_failure: Option<Closure>,
 }
 
 /// Serves requests on stdin until it closes.
@@ -173,10 +207,58 @@ pub fn serve() -> u8 {
                 // One reply for the batch: one wake-up of the daemon.
                 chan.send(&out)
             }
+            Request::Call {
+                unit,
+                what,
+                arg,
+                limit_ms,
+            } => {
+                let Some((loader, _)) = &state else {
+                    return 2;
+                };
+                let start = Instant::now();
+                let result = health_call(loader, closures.get(&unit), &unit, what, arg, limit_ms);
+                let logs = std::mem::take(&mut *logs.lock().unwrap_or_else(|p| p.into_inner()))
+                    .into_iter()
+                    .map(|(_, m)| m)
+                    .collect();
+                chan.send(&CallReply {
+                    result,
+                    logs,
+                    took_us: start.elapsed().as_micros() as u64,
+                })
+            }
         };
         if sent.is_err() {
             return 2;
         }
+    }
+}
+
+/// Calls a unit's `check` or `on_failure` closure.
+fn health_call(
+    loader: &Loader,
+    closures: Option<&UnitClosures>,
+    unit: &str,
+    what: CallWhat,
+    arg: Option<serde_json::Value>,
+    limit_ms: u64,
+) -> Result<(), String> {
+    let closure = match what {
+        CallWhat::Check => closures.and_then(|c| c.check.as_ref()),
+        CallWhat::OnFailure => closures.and_then(|c| c.on_failure.as_ref()),
+    }
+    .ok_or_else(|| format!("{unit} has no such closure in the loaded definitions"))?;
+    let args = match arg {
+        Some(a) if closure.params > 0 => vec![sparrow_lang::from_json(a)],
+        _ => Vec::new(),
+    };
+    match loader.call(closure, args, unit, Duration::from_millis(limit_ms)) {
+        Ok(v) if v.as_bool() == Ok(false) && what == CallWhat::Check => {
+            Err(format!("{}: the check returned false", closure.place()))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -211,7 +293,28 @@ fn load_one(
             .iter()
             .filter_map(|(k, c)| Prop::from_key(k).map(|p| (p, c.clone())))
             .collect();
-        closures.insert(spec.unit.clone(), UnitClosures { resources, dynamic });
+        let (check, on_failure) = match &decl.runtime.health {
+            Some(h) => (
+                match &h.probe {
+                    Probe::Check(c) => Some(c.clone()),
+                    _ => None,
+                },
+                match &h.on_failure {
+                    Some(OnFailure::Call(c)) => Some(c.clone()),
+                    _ => None,
+                },
+            ),
+            None => (None, None),
+        };
+        closures.insert(
+            spec.unit.clone(),
+            UnitClosures {
+                resources,
+                dynamic,
+                check,
+                on_failure,
+            },
+        );
         out.specs.push(spec);
     }
     out

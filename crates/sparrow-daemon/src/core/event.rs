@@ -93,6 +93,40 @@ pub enum Event {
         /// The values read back, or why setting failed.
         result: Result<BTreeMap<Prop, Live>, String>,
     },
+    /// A health probe ended.
+    Probed {
+        /// The unit.
+        unit: String,
+        /// The probe's sequence number (see [`Action::Probe`]).
+        seq: u64,
+        /// Passed or failed, with the latency.
+        outcome: sparrow_policy::health::Outcome,
+    },
+    /// A probe could not be started (every evaluator busy): try again soon.
+    NotProbed {
+        /// The unit.
+        unit: String,
+        /// The probe's sequence number.
+        seq: u64,
+        /// Why.
+        why: String,
+    },
+    /// A restart was asked of systemd (queued), or why not.
+    Restarted {
+        /// The unit.
+        unit: String,
+        /// Queued, or the error.
+        result: Result<(), String>,
+    },
+    /// An `on_failure` closure ran.
+    OnFailureDone {
+        /// The unit.
+        unit: String,
+        /// Done, or its error.
+        result: Result<(), String>,
+        /// What it `log()`ged.
+        logs: Vec<String>,
+    },
     /// A control request, to be answered with [`Action::Reply`] and its id.
     Control(u64, Request),
     /// `SIGHUP` or `systemd-sparrow reload`: read the definitions again.
@@ -182,6 +216,28 @@ pub enum Action {
         /// What to change.
         changes: Vec<Change>,
     },
+    /// Run a health probe (→ [`Event::Probed`] with the same `seq`).
+    Probe {
+        /// The unit.
+        unit: String,
+        /// Which run of the unit it belongs to.
+        seq: u64,
+        /// What to probe.
+        probe: crate::spec::ProbeSpec,
+        /// Fail it after this long.
+        timeout_ms: u64,
+    },
+    /// `RestartUnit(unit, "replace")` (→ [`Event::Restarted`]).
+    Restart(String),
+    /// Call the unit's `on_failure` closure with `event` (→ [`Event::OnFailureDone`]).
+    OnFailure {
+        /// The unit.
+        unit: String,
+        /// What the closure receives.
+        event: serde_json::Value,
+    },
+    /// Raise an alert: the journal, and the configured webhook and command.
+    Alert(Box<crate::alert::Alert>),
     /// Write to the journal.
     Log(LogRecord),
     /// Keep this state across restarts.

@@ -10,6 +10,7 @@
 //! Adding a feature is one module and one line in [`Core::new`].
 
 mod event;
+mod health;
 mod requests;
 mod resources;
 #[cfg(test)]
@@ -22,6 +23,7 @@ use sparrow_host::runtime::UnitSnapshot;
 use sparrow_policy::{Machine, RateLimit};
 
 pub use event::{Action, Change, Event, Level, LogRecord, Millis, Notice, Now, Origin};
+pub use health::outcome;
 
 use crate::control::{Request, Response, UnitStatus};
 use crate::spec::Spec;
@@ -201,7 +203,10 @@ impl Core {
             global: RateLimit::per_minute(settings.max_changes_per_minute),
             settings,
             units: BTreeMap::new(),
-            features: vec![Box::new(resources::Resources::default())],
+            features: vec![
+                Box::new(resources::Resources::default()),
+                Box::new(health::Health::default()),
+            ],
             link: Link::Down { retry_at: None },
             backoff: BACKOFF_MIN,
             generation: 0,

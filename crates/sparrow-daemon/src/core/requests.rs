@@ -56,16 +56,32 @@ impl Core {
                     ));
                     return;
                 }
-                let mut answered = None;
-                self.with_features(now, out, &mut |f, units, cx| {
-                    if answered.is_none() {
-                        answered = f.request(id, &req, units, cx);
-                    }
-                });
-                if let Some(resp) = answered {
-                    out.push(Action::reply(id, resp));
-                }
+                self.feature_request(id, &req, now, out);
             }
+            Request::Reset { unit } => {
+                if !self.units.contains_key(unit) {
+                    out.push(Action::reply(
+                        id,
+                        Response::error(format!("{unit} is not managed by systemd-sparrowd")),
+                    ));
+                    return;
+                }
+                self.feature_request(id, &req, now, out);
+            }
+        }
+    }
+
+    /// Hands a request to the features; the first that takes it answers
+    /// (now, or later with an action).
+    fn feature_request(&mut self, id: u64, req: &Request, now: Now, out: &mut Vec<Action>) {
+        let mut answered = None;
+        self.with_features(now, out, &mut |f, units, cx| {
+            if answered.is_none() {
+                answered = f.request(id, req, units, cx);
+            }
+        });
+        if let Some(resp) = answered {
+            out.push(Action::reply(id, resp));
         }
     }
 

@@ -162,6 +162,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                     specs,
                     problems,
                 }),
+                PoolEvent::Called(ev) => Msg::Event(ev),
                 PoolEvent::Evaluated(batch) => {
                     Msg::Events(batch.into_iter().map(Event::Evaluated).collect())
                 }
@@ -189,6 +190,20 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         std::process::id(),
     );
     let reader: ReadSources = Arc::new(read_sources);
+    crate::probe::raise_nofile();
+    let conf_path = crate::config::path_from_env();
+    let conf = crate::config::load(&conf_path).unwrap_or_else(|e| {
+        // A broken file must not stop health checks: defaults, loudly.
+        error!("{e}; using the defaults (no alert webhook or command)");
+        crate::config::DaemonConfig::default()
+    });
+    let alerts = crate::alert::Deliverer::new(conf.alerts.clone()).unwrap_or_else(|e| {
+        error!(
+            "{}: {e}; alerts go to the journal only",
+            conf_path.display()
+        );
+        crate::alert::Deliverer::empty()
+    });
     let mut actuator = Actuator::new(
         BusConnector(Duration::from_secs(5)),
         pool,
@@ -196,7 +211,8 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         store,
         reader,
         tx,
-    );
+    )
+    .with_health(crate::probe::Prober::new(&conf.health), alerts);
     drive(&mut core, &mut actuator, &mut rx, &clock).await;
     let _ = std::fs::remove_file(&cfg.control);
     Ok(())

@@ -35,6 +35,7 @@ fn spec(unit: &str, interval_ms: u64) -> Spec {
             closure: true,
             dynamic: vec![],
         }),
+        health: None,
     }
 }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::Millis;
 
 /// When and how often to probe, and what counts (documented defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timing {
     /// Between the end of one probe and the start of the next.
     pub interval_ms: u64,
@@ -164,7 +164,7 @@ impl Check {
 }
 
 /// At most `max` restarts within `within_ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetRule {
     /// Restarts allowed in the window.
     pub max: u32,

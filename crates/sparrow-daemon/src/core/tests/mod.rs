@@ -30,6 +30,7 @@ fn spec(unit: &str, interval_ms: u64) -> Spec {
             closure: true,
             dynamic: vec![],
         }),
+        health: None,
     }
 }
 
@@ -239,6 +240,7 @@ fn logs(actions: &[Action]) -> Vec<String> {
         .collect()
 }
 
+mod health;
 mod resources;
 
 #[test]

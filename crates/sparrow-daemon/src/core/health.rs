@@ -1,0 +1,363 @@
+//! The health feature: probes each active unit on its interval, keeps
+//! Kubernetes' counts (`sparrow_policy::health::Check`), and on the edge to
+//! unhealthy does what `on_failure` says: restart within the restart
+//! budget, alert, call the closure, or nothing. Budgets are crash-only
+//! state: they live in [`Persisted`](crate::state::Persisted), saved after
+//! every change, so restarting the daemon does not give a flapping unit a
+//! fresh budget.
+//!
+//! Probes run in the actuator (http, tcp and exec concurrently, bounded;
+//! the `check` closure in the evaluators); each comes back as
+//! [`Event::Probed`] with the probe's sequence number, so a result that
+//! belongs to a previous run of the unit is ignored.
+
+use std::collections::BTreeMap;
+
+use sparrow_policy::health::{Allowance, Budget, Check, Edge, Health as State, Outcome};
+
+use super::{Action, Cx, Event, Feature, Level, Millis, Now, Unit};
+use crate::alert::{Alert, Severity};
+use crate::control::{HealthStatus, Request, Response, UnitStatus};
+use crate::spec::{FailureAction, HealthSpec};
+
+/// A probe no evaluator could take is tried again after this long.
+const RETRY_MS: Millis = 1_000;
+
+/// One unit's probing.
+#[derive(Debug)]
+struct Probing {
+    spec: HealthSpec,
+    check: Check,
+    /// Bumped on every (re)start: results of older probes are ignored.
+    seq: u64,
+    in_flight: bool,
+    probes: u64,
+    restarts: u64,
+    /// Restarts within the window; a copy of what is persisted.
+    budget: Budget,
+}
+
+/// The feature.
+#[derive(Debug, Default)]
+pub struct Health {
+    units: BTreeMap<String, Probing>,
+}
+
+fn window(ms: u64) -> String {
+    match ms {
+        m if m % 60_000 == 0 => format!("{} min", m / 60_000),
+        m if m % 1_000 == 0 => format!("{} s", m / 1_000),
+        m => format!("{m} ms"),
+    }
+}
+
+impl Health {
+    /// Keeps `unit`'s budget across daemon restarts (saved at once).
+    fn persist(cx: &mut Cx, unit: &str, budget: &Budget) {
+        cx.persisted
+            .budgets
+            .insert(unit.to_string(), budget.clone());
+        cx.out.push(Action::Save(Box::new(cx.persisted.clone())));
+    }
+
+    fn alert(cx: &mut Cx, unit: &str, p: &Probing, severity: Severity, message: String) {
+        cx.out.push(Action::Alert(Box::new(Alert {
+            unit: unit.to_string(),
+            check: p.spec.check.clone(),
+            severity,
+            message,
+            wall_ms: cx.now.wall,
+            failures: p.check.failures,
+        })));
+    }
+
+    fn unhealthy(&mut self, unit: &str, cx: &mut Cx) {
+        let Some(p) = self.units.get_mut(unit) else {
+            return;
+        };
+        let why = format!(
+            "{} check failed {} times in a row: {}",
+            p.spec.check,
+            p.check.failures,
+            p.check.last_error.as_deref().unwrap_or("?")
+        );
+        cx.log(
+            Level::Warn,
+            Some(unit),
+            &format!("{unit} is unhealthy: {why}"),
+        );
+        match p.spec.on_failure {
+            FailureAction::Nothing => {}
+            FailureAction::Alert => {
+                let msg = format!("{unit} is unhealthy: {why}");
+                Health::alert(cx, unit, p, Severity::Warning, msg);
+            }
+            FailureAction::Closure => cx.out.push(Action::OnFailure {
+                unit: unit.to_string(),
+                event: serde_json::json!({
+                    "unit": unit,
+                    "check": p.spec.check,
+                    "error": p.check.last_error,
+                    "failures": p.check.failures,
+                    "restarts": p.restarts,
+                }),
+            }),
+            FailureAction::Restart => {
+                let rule = p.spec.budget;
+                let allowance = p.budget.request(cx.now.mono, &rule);
+                Health::persist(cx, unit, &p.budget);
+                match allowance {
+                    Allowance::Restart => {
+                        let n = p.budget.restarts.len();
+                        p.restarts += 1;
+                        cx.log(
+                            Level::Warn,
+                            Some(unit),
+                            &format!(
+                                "restarting {unit} (restart {n} of at most {} within {}): {why}",
+                                rule.max,
+                                window(rule.within_ms)
+                            ),
+                        );
+                        cx.out.push(Action::Restart(unit.to_string()));
+                    }
+                    Allowance::Exhausted { alert } => {
+                        let msg = format!(
+                            "{unit}: restart budget exhausted ({} restarts within {}); not restarting until it is healthy again or `systemd-sparrow reset {unit}`; {why}",
+                            rule.max,
+                            window(rule.within_ms)
+                        );
+                        cx.log(Level::Error, Some(unit), &msg);
+                        if alert {
+                            Health::alert(cx, unit, p, Severity::Critical, msg);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Feature for Health {
+    fn load(&mut self, units: &BTreeMap<String, Unit>, cx: &mut Cx) {
+        let mut next = BTreeMap::new();
+        for (name, unit) in units {
+            let Some(spec) = unit.spec.health.clone() else {
+                continue;
+            };
+            let p = match self.units.remove(name) {
+                Some(mut old) if old.spec == spec => {
+                    old.spec = spec;
+                    old
+                }
+                // New, or its check changed: start counting afresh.
+                _ => {
+                    let mut check = Check::default();
+                    if unit.active() {
+                        check.started(cx.now.mono, &spec.timing);
+                    }
+                    Probing {
+                        spec,
+                        check,
+                        seq: 0,
+                        in_flight: false,
+                        probes: 0,
+                        restarts: 0,
+                        // What a previous run of the daemon spent.
+                        budget: cx.persisted.budgets.get(name).cloned().unwrap_or_default(),
+                    }
+                }
+            };
+            next.insert(name.clone(), p);
+        }
+        // Budgets of units no longer defined go; the others stay.
+        cx.persisted.budgets.retain(|u, _| next.contains_key(u));
+        self.units = next;
+    }
+
+    fn started(&mut self, unit: &str, cx: &mut Cx) {
+        if let Some(p) = self.units.get_mut(unit) {
+            p.check.started(cx.now.mono, &p.spec.timing);
+            p.seq += 1;
+            p.in_flight = false;
+        }
+    }
+
+    fn connected(&mut self, _cx: &mut Cx) {}
+
+    fn tick(&mut self, units: &mut BTreeMap<String, Unit>, cx: &mut Cx) {
+        let now = cx.now.mono;
+        for (name, p) in &mut self.units {
+            let Some(unit) = units.get(name) else {
+                continue;
+            };
+            if !unit.active() {
+                // Checks run only while the unit is active.
+                if p.check.due.is_some() {
+                    p.check.stopped();
+                    p.seq += 1;
+                    p.in_flight = false;
+                }
+                continue;
+            }
+            if p.in_flight || !p.check.is_due(now) {
+                continue;
+            }
+            p.in_flight = true;
+            p.probes += 1;
+            cx.out.push(Action::Probe {
+                unit: name.clone(),
+                seq: p.seq,
+                probe: p.spec.probe.clone(),
+                timeout_ms: p.spec.timing.timeout_ms,
+            });
+        }
+    }
+
+    fn next_wake(&self, units: &BTreeMap<String, Unit>, _connected: bool) -> Option<Millis> {
+        self.units
+            .iter()
+            .filter(|(n, p)| !p.in_flight && units.get(*n).is_some_and(Unit::active))
+            .filter_map(|(_, p)| p.check.due)
+            .min()
+    }
+
+    fn result(
+        &mut self,
+        ev: Event,
+        _units: &mut BTreeMap<String, Unit>,
+        cx: &mut Cx,
+    ) -> Option<Event> {
+        match ev {
+            Event::Probed { unit, seq, outcome } => {
+                // Not a unit with a check (any more): consumed all the same.
+                let p = self.units.get_mut(&unit)?;
+                if p.seq != seq {
+                    return None; // from before a restart or a stop
+                }
+                p.in_flight = false;
+                match p.check.record(cx.now.mono, outcome, &p.spec.timing) {
+                    Edge::None => {}
+                    Edge::BecameHealthy => {
+                        cx.log(Level::Info, Some(&unit), &format!("{unit} is healthy"));
+                        if p.budget.exhausted {
+                            p.budget.healthy_again();
+                            Health::persist(cx, &unit, &p.budget);
+                        }
+                    }
+                    Edge::BecameUnhealthy => self.unhealthy(&unit, cx),
+                }
+            }
+            Event::NotProbed { unit, seq, why } => {
+                if let Some(p) = self.units.get_mut(&unit).filter(|p| p.seq == seq) {
+                    p.in_flight = false;
+                    p.check.due = Some(cx.now.mono + RETRY_MS);
+                    cx.log(
+                        Level::Warn,
+                        Some(&unit),
+                        &format!("the check of {unit} could not run ({why}); trying again in 1 s"),
+                    );
+                }
+            }
+            Event::Restarted { unit, result } => {
+                if let Err(e) = result {
+                    cx.log(
+                        Level::Error,
+                        Some(&unit),
+                        &format!("cannot restart {unit}: {e}"),
+                    );
+                }
+            }
+            Event::OnFailureDone { unit, result, logs } => {
+                for l in logs {
+                    cx.log(Level::Info, Some(&unit), &l);
+                }
+                if let Err(e) = result {
+                    cx.log(
+                        Level::Error,
+                        Some(&unit),
+                        &format!("the on_failure closure of {unit} failed: {e}"),
+                    );
+                }
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    fn request(
+        &mut self,
+        _id: u64,
+        req: &Request,
+        units: &BTreeMap<String, Unit>,
+        cx: &mut Cx,
+    ) -> Option<Response> {
+        let Request::Reset { unit } = req else {
+            return None;
+        };
+        let Some(p) = self.units.get_mut(unit) else {
+            return Some(Response::error(format!("{unit} has no health check")));
+        };
+        p.budget.reset();
+        Health::persist(cx, unit, &p.budget);
+        // A fresh episode: if it is still failing, the next failures act again.
+        if units.get(unit).is_some_and(Unit::active) {
+            p.check.started(cx.now.mono, &p.spec.timing);
+            p.seq += 1;
+            p.in_flight = false;
+        }
+        cx.log(
+            Level::Info,
+            Some(unit),
+            &format!("restart budget of {unit} reset"),
+        );
+        Some(Response {
+            ok: true,
+            message: Some(format!("{unit}: restart budget reset")),
+            ..Response::default()
+        })
+    }
+
+    fn status(&self, unit: &str, now: Now, entry: &mut UnitStatus) {
+        let Some(p) = self.units.get(unit) else {
+            return;
+        };
+        entry.health = Some(HealthStatus {
+            check: p.spec.check.clone(),
+            state: match p.check.health {
+                State::Unknown => "unknown",
+                State::Healthy => "healthy",
+                State::Unhealthy => "unhealthy",
+            }
+            .into(),
+            failures: p.check.failures,
+            successes: p.check.successes,
+            last_error: p.check.last_error.clone(),
+            last_latency_ms: p.check.last_latency_ms,
+            next_probe_in_ms: p
+                .check
+                .due
+                .filter(|_| !p.in_flight)
+                .map(|d| d.saturating_sub(now.mono)),
+            probes: p.probes,
+            restarts: p.restarts,
+            restarts_in_window: p
+                .budget
+                .restarts
+                .iter()
+                .filter(|t| now.mono.saturating_sub(**t) < p.spec.budget.within_ms)
+                .count() as u32,
+            budget_max: p.spec.budget.max,
+            budget_window_ms: p.spec.budget.within_ms,
+            budget_exhausted: p.budget.exhausted,
+        });
+    }
+}
+
+/// The outcome of a probe, for the core.
+pub fn outcome(latency_ms: u64, result: Result<(), String>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Passed(latency_ms),
+        Err(e) => Outcome::Failed(latency_ms, e),
+    }
+}

@@ -1,0 +1,111 @@
+//! Calls of health closures (`check`, `on_failure`) in the evaluator
+//! processes: one closure per request, its result an event for the core.
+
+use std::time::{Duration, Instant};
+
+use super::{Proc, SEND};
+use crate::core::Event;
+use crate::worker::{CallReply, CallWhat, Request};
+
+/// A call of a health closure: a unit's `check` (for the probe `seq`), or
+/// its `on_failure` with the event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    /// `health.check`.
+    Check {
+        /// The unit.
+        unit: String,
+        /// The probe it answers.
+        seq: u64,
+    },
+    /// `health.on_failure`.
+    OnFailure {
+        /// The unit.
+        unit: String,
+        /// What the closure receives.
+        event: serde_json::Value,
+    },
+}
+
+impl Call {
+    /// The unit.
+    pub fn unit(&self) -> &str {
+        match self {
+            Call::Check { unit, .. } | Call::OnFailure { unit, .. } => unit,
+        }
+    }
+
+    /// The event for a call that no evaluator could take: a check is tried
+    /// again shortly (a busy daemon is not the unit's failure).
+    pub fn refused(self, why: &str) -> Event {
+        match self {
+            Call::Check { unit, seq } => Event::NotProbed {
+                unit,
+                seq,
+                why: why.to_string(),
+            },
+            Call::OnFailure { unit, .. } => Event::OnFailureDone {
+                unit,
+                result: Err(why.to_string()),
+                logs: Vec::new(),
+            },
+        }
+    }
+
+    /// The event for a call that ran (`took` is the closure's time).
+    pub fn done(self, took: Duration, result: Result<(), String>, logs: Vec<String>) -> Event {
+        match self {
+            Call::Check { unit, seq } => Event::Probed {
+                unit,
+                seq,
+                outcome: crate::core::outcome(took.as_millis() as u64, result),
+            },
+            Call::OnFailure { unit, .. } => Event::OnFailureDone { unit, result, logs },
+        }
+    }
+}
+
+impl Proc {
+    /// Calls a health closure in the process. A call that takes the
+    /// process down fails with the reason; the process is started afresh
+    /// for the next one.
+    pub(super) fn call(
+        &mut self,
+        call: &Call,
+        limit: Duration,
+    ) -> (Duration, Result<(), String>, Vec<String>) {
+        let start = Instant::now();
+        self.ensure();
+        let Some(w) = self.child.as_mut() else {
+            return (
+                Duration::ZERO,
+                Err("no evaluator process could be started".into()),
+                Vec::new(),
+            );
+        };
+        let (unit, what, arg) = match call {
+            Call::Check { unit, .. } => (unit.clone(), CallWhat::Check, None),
+            Call::OnFailure { unit, event } => {
+                (unit.clone(), CallWhat::OnFailure, Some(event.clone()))
+            }
+        };
+        let req = Request::Call {
+            unit,
+            what,
+            arg,
+            limit_ms: limit.as_millis() as u64,
+        };
+        let hard = sparrow_isolate::hard_limit(limit).max(Duration::from_millis(500));
+        match w.send(&req, SEND).and_then(|()| w.recv::<CallReply>(hard)) {
+            Ok(r) => (Duration::from_micros(r.took_us), r.result, r.logs),
+            Err(f) => {
+                self.child = None;
+                (
+                    start.elapsed(),
+                    Err(format!("the closure's evaluator process {f}")),
+                    Vec::new(),
+                )
+            }
+        }
+    }
+}

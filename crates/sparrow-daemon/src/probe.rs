@@ -1,0 +1,335 @@
+//! Health probes: HTTP, TCP and exec, each cut at its timeout. They are
+//! tasks on the daemon's runtime, so a thousand slow endpoints are a
+//! thousand pending sockets, not a thousand blocked threads: the others go
+//! on. In-flight network probes and exec probes are each bounded by a
+//! semaphore (`[health]` in daemon.toml); a probe's timeout counts from
+//! when it was asked for, so waiting for a permit cannot hide a hang.
+//!
+//! HTTP probes speak HTTP/1.1 over a fresh connection with hyper's
+//! connection API (no pool, `Connection: close`): what monit and
+//! Kubernetes do, and what shows that the service accepts connections.
+//! `https://` goes through reqwest (rustls).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use crate::config::HealthConfig;
+use crate::spec::ProbeSpec;
+
+/// At most this much of a body is read for a body check.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Failure messages quote at most this much of what was received.
+const QUOTE: usize = 120;
+
+/// Raises the soft limit on open descriptors to the hard one (systemd
+/// gives services 1024 soft, 512K hard): every in-flight probe is a socket.
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Runs probes.
+pub struct Prober {
+    net: Arc<Semaphore>,
+    exec: Arc<Semaphore>,
+    regexes: Mutex<HashMap<String, Result<regex::Regex, String>>>,
+    tls: Mutex<Option<reqwest::Client>>,
+}
+
+impl Prober {
+    /// A prober with `cfg`'s bounds.
+    pub fn new(cfg: &HealthConfig) -> Prober {
+        Prober {
+            net: Arc::new(Semaphore::new(cfg.max_concurrent_probes)),
+            exec: Arc::new(Semaphore::new(cfg.max_concurrent_exec)),
+            regexes: Mutex::default(),
+            tls: Mutex::default(),
+        }
+    }
+
+    /// Runs `probe` within `timeout` (from now, permit wait included);
+    /// returns how long it took and whether it passed. `Closure` probes
+    /// are not run here (the evaluators run them).
+    pub async fn probe(&self, probe: &ProbeSpec, timeout: Duration) -> (u64, Result<(), String>) {
+        let start = Instant::now();
+        let sem = match probe {
+            ProbeSpec::Exec(_) => &self.exec,
+            _ => &self.net,
+        };
+        let work = async {
+            let _permit = sem
+                .acquire()
+                .await
+                .map_err(|_| "the daemon is stopping".to_string())?;
+            match probe {
+                ProbeSpec::Http {
+                    url,
+                    status,
+                    body,
+                    body_regex,
+                    headers,
+                } => {
+                    let want = Want {
+                        status: *status,
+                        body: body.as_deref(),
+                        regex: match body_regex {
+                            Some(r) => Some(self.regex(r)?),
+                            None => None,
+                        },
+                    };
+                    self.http(url, headers, &want).await
+                }
+                ProbeSpec::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("cannot connect to {host}:{port}: {e}")),
+                ProbeSpec::Exec(argv) => exec(argv).await,
+                ProbeSpec::Closure => Err("a check closure runs in the evaluators".into()),
+            }
+        };
+        let result = match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        };
+        (start.elapsed().as_millis() as u64, result)
+    }
+
+    fn regex(&self, pattern: &str) -> Result<regex::Regex, String> {
+        let mut cache = self.regexes.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        cache
+            .entry(pattern.to_string())
+            .or_insert_with(|| {
+                regex::RegexBuilder::new(pattern)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|e| format!("body_regex {pattern:?}: {e}"))
+            })
+            .clone()
+    }
+
+    async fn http(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        want: &Want<'_>,
+    ) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        if parsed.scheme() == "https" {
+            return self.https(parsed, headers, want).await;
+        }
+        let host = parsed.host_str().ok_or_else(|| format!("{url}: no host"))?;
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let stream = TcpStream::connect((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("HTTP: {e}"))?;
+        let path = match parsed.query() {
+            Some(q) => format!("{}?{q}", parsed.path()),
+            None => parsed.path().to_string(),
+        };
+        let authority = match parsed.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let mut req = hyper::Request::get(path)
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::USER_AGENT, "systemd-sparrowd")
+            .header(hyper::header::CONNECTION, "close");
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("HTTP request: {e}"))?;
+        let exchange = async {
+            let res = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("HTTP: {e}"))?;
+            let code = res.status().as_u16();
+            let body = if want.body.is_some() || want.regex.is_some() {
+                match Limited::new(res.into_body(), MAX_BODY).collect().await {
+                    Ok(b) => Some(b.to_bytes()),
+                    Err(e) => return Err(format!("HTTP {code}: reading the body: {e}")),
+                }
+            } else {
+                None
+            };
+            Ok((code, body))
+        };
+        tokio::pin!(conn, exchange);
+        // The connection future does the I/O of the exchange: poll both.
+        let (code, body) = tokio::select! {
+            r = &mut exchange => r?,
+            c = &mut conn => {
+                c.map_err(|e| format!("HTTP: {e}"))?;
+                exchange.await?
+            }
+        };
+        want.judge(code, body.as_deref())
+    }
+
+    async fn https(
+        &self,
+        url: reqwest::Url,
+        headers: &[(String, String)],
+        want: &Want<'_>,
+    ) -> Result<(), String> {
+        let client = {
+            let mut c = self.tls.lock().unwrap_or_else(|p| p.into_inner());
+            match &*c {
+                Some(c) => c.clone(),
+                None => {
+                    let built = reqwest::Client::builder()
+                        .pool_max_idle_per_host(0)
+                        .user_agent("systemd-sparrowd")
+                        .build()
+                        .map_err(|e| format!("HTTPS client: {e}"))?;
+                    *c = Some(built.clone());
+                    built
+                }
+            }
+        };
+        let mut req = client.get(url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let res = req.send().await.map_err(|e| format!("HTTPS: {e}"))?;
+        let code = res.status().as_u16();
+        let body = if want.body.is_some() || want.regex.is_some() {
+            let mut got = Vec::new();
+            let mut res = res;
+            while let Some(chunk) = res.chunk().await.map_err(|e| format!("HTTPS body: {e}"))? {
+                got.extend_from_slice(&chunk);
+                if got.len() >= MAX_BODY {
+                    got.truncate(MAX_BODY);
+                    break;
+                }
+            }
+            Some(Bytes::from(got))
+        } else {
+            None
+        };
+        want.judge(code, body.as_deref())
+    }
+}
+
+/// What an HTTP answer must be.
+struct Want<'a> {
+    status: Option<u16>,
+    body: Option<&'a str>,
+    regex: Option<regex::Regex>,
+}
+
+impl Want<'_> {
+    /// Kubernetes' rule when no status is given: 200 to 399 passes.
+    fn judge(&self, code: u16, body: Option<&[u8]>) -> Result<(), String> {
+        match self.status {
+            Some(s) if s != code => return Err(format!("HTTP {code} (wanted {s})")),
+            None if !(200..400).contains(&code) => return Err(format!("HTTP {code}")),
+            _ => {}
+        }
+        let text = String::from_utf8_lossy(body.unwrap_or_default());
+        let quote = || -> String { text.chars().take(QUOTE).collect() };
+        if let Some(b) = self.body {
+            if !text.contains(b) {
+                return Err(format!(
+                    "HTTP {code}: the body does not contain {b:?} (got {:?})",
+                    quote()
+                ));
+            }
+        }
+        if let Some(r) = &self.regex {
+            if !r.is_match(&text) {
+                return Err(format!(
+                    "HTTP {code}: the body does not match /{}/ (got {:?})",
+                    r.as_str(),
+                    quote()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An exec probe: exit 0 passes. Its own process group, killed whole when
+/// the probe is cut (the future is dropped at the timeout).
+async fn exec(argv: &[String]) -> Result<(), String> {
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    let group = child.id().map(|p| p as i32);
+    // Kills the group when the probe ends early (timeout): kill_on_drop
+    // reaches only the child itself.
+    struct Group(Option<i32>, bool);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            if let (Some(g), false) = (self.0, self.1) {
+                // SAFETY: kill(2) on a process group we created; no memory is touched.
+                unsafe {
+                    libc::kill(-g, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    let mut guard = Group(group, false);
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("{}: {e}", argv[0]))?;
+    guard.1 = true;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let tail: String = err
+        .trim_end()
+        .chars()
+        .rev()
+        .take(QUOTE)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let how = match out.status.code() {
+        Some(c) => format!("exited with status {c}"),
+        None => "was killed by a signal".to_string(),
+    };
+    Err(if tail.is_empty() {
+        format!("{} {how}", argv[0])
+    } else {
+        format!("{} {how}: {tail}", argv[0])
+    })
+}
+
+#[cfg(test)]
+mod tests;

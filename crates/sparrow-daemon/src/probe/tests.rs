@@ -1,0 +1,222 @@
+//! Probes against real sockets on loopback and real processes.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+
+/// A loopback HTTP server answering every request with `status` and `body`
+/// after `delay`; returns its port.
+async fn server(status: u16, body: &'static str, delay: Duration) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let head = String::from_utf8_lossy(&got).to_string();
+                let body = if head.contains("x-probe: yes") {
+                    format!("{body} header-seen")
+                } else {
+                    body.to_string()
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+fn http(port: u16, status: Option<u16>, body: Option<&str>, regex: Option<&str>) -> ProbeSpec {
+    ProbeSpec::Http {
+        url: format!("http://127.0.0.1:{port}/health?x=1"),
+        status,
+        body: body.map(str::to_string),
+        body_regex: regex.map(str::to_string),
+        headers: vec![("x-probe".into(), "yes".into())],
+    }
+}
+
+fn prober() -> Prober {
+    Prober::new(&HealthConfig::default())
+}
+
+#[tokio::test]
+async fn http_probes_check_status_body_regex_and_send_headers() {
+    let ok = server(200, "status: ok", Duration::ZERO).await;
+    let bad = server(503, "down", Duration::ZERO).await;
+    let p = prober();
+    let t = Duration::from_secs(5);
+    assert_eq!(p.probe(&http(ok, None, None, None), t).await.1, Ok(()));
+    assert_eq!(
+        p.probe(
+            &http(
+                ok,
+                Some(200),
+                Some("ok"),
+                Some(r"^status: \w+ header-seen$")
+            ),
+            t
+        )
+        .await
+        .1,
+        Ok(())
+    );
+    let e = p
+        .probe(&http(ok, Some(201), None, None), t)
+        .await
+        .1
+        .unwrap_err();
+    assert_eq!(e, "HTTP 200 (wanted 201)");
+    let e = p
+        .probe(&http(ok, None, Some("healthy"), None), t)
+        .await
+        .1
+        .unwrap_err();
+    assert!(
+        e.contains("does not contain \"healthy\"") && e.contains("status: ok"),
+        "{e}"
+    );
+    let e = p
+        .probe(&http(ok, None, None, Some("^down$")), t)
+        .await
+        .1
+        .unwrap_err();
+    assert!(e.contains("does not match /^down$/"), "{e}");
+    let e = p
+        .probe(&http(bad, None, None, None), t)
+        .await
+        .1
+        .unwrap_err();
+    assert_eq!(e, "HTTP 503");
+    let e = p
+        .probe(&http(ok, None, None, Some("(")), t)
+        .await
+        .1
+        .unwrap_err();
+    assert!(e.contains("body_regex"), "{e}");
+    // Nothing listening.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = p
+        .probe(&http(closed, None, None, None), t)
+        .await
+        .1
+        .unwrap_err();
+    assert!(e.contains("cannot connect") && e.contains("refused"), "{e}");
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_is_cut_at_the_timeout_and_others_are_not_delayed() {
+    raise_nofile();
+    let slow = server(200, "ok", Duration::from_secs(3600)).await;
+    let fast = server(200, "ok", Duration::ZERO).await;
+    let p = std::sync::Arc::new(prober());
+    let start = Instant::now();
+    // A thousand hanging probes in flight, more than the default bound on
+    // in-flight network probes...
+    let mut hung = Vec::new();
+    for _ in 0..1000 {
+        let p = p.clone();
+        hung.push(tokio::spawn(async move {
+            p.probe(&http(slow, None, None, None), Duration::from_millis(1500))
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ... and a probe of a healthy endpoint still answers at once.
+    let (ms, r) = p
+        .probe(&http(fast, None, None, None), Duration::from_secs(5))
+        .await;
+    assert_eq!(r, Ok(()));
+    assert!(ms < 500, "a healthy probe took {ms} ms behind hanging ones");
+    for h in hung {
+        let (ms, r) = h.await.unwrap();
+        assert!(r.unwrap_err().contains("no answer within 1500 ms"));
+        assert!(ms < 3000, "{ms}");
+    }
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn tcp_and_exec_probes() {
+    let p = prober();
+    let t = Duration::from_secs(5);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let tcp = |port| ProbeSpec::Tcp {
+        host: "127.0.0.1".into(),
+        port,
+    };
+    assert_eq!(p.probe(&tcp(port), t).await.1, Ok(()));
+    drop(l);
+    assert!(p
+        .probe(&tcp(port), t)
+        .await
+        .1
+        .unwrap_err()
+        .contains("cannot connect to 127.0.0.1"));
+
+    let exec = |s: &str| ProbeSpec::Exec(vec!["/bin/sh".into(), "-c".into(), s.into()]);
+    assert_eq!(p.probe(&exec("exit 0"), t).await.1, Ok(()));
+    let e = p
+        .probe(&exec("echo 'disk full' >&2; exit 3"), t)
+        .await
+        .1
+        .unwrap_err();
+    assert_eq!(e, "/bin/sh exited with status 3: disk full");
+    // A hanging command is cut, with what it started.
+    let d = tempfile::tempdir().unwrap();
+    let pidfile = d.path().join("pid");
+    let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+    let start = Instant::now();
+    let e = p
+        .probe(&exec(&script), Duration::from_millis(300))
+        .await
+        .1
+        .unwrap_err();
+    assert!(e.contains("no answer within 300 ms"), "{e}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut gone = false;
+    for _ in 0..100 {
+        // SAFETY: signal 0 only checks for existence.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone, "the command's child {pid} outlived the probe");
+    let e = p
+        .probe(&ProbeSpec::Exec(vec!["/nonexistent".into()]), t)
+        .await
+        .1
+        .unwrap_err();
+    assert!(e.contains("cannot run /nonexistent"), "{e}");
+}
