@@ -275,8 +275,13 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                     let alerts = self.alerts.clone();
                     tokio::spawn(async move {
                         for d in alerts.deliver(&alert).await {
-                            if let Err(e) = d.result {
-                                warn!(UNIT = %alert.unit, "alert for {} not delivered by {}: {e}", alert.unit, d.channel);
+                            match d.result {
+                                Ok(n) => {
+                                    info!(UNIT = %alert.unit, "alert for {} delivered by {} ({n} attempt(s))", alert.unit, d.channel)
+                                }
+                                Err(e) => {
+                                    warn!(UNIT = %alert.unit, "alert for {} not delivered by {}: {e}", alert.unit, d.channel)
+                                }
                             }
                         }
                     });

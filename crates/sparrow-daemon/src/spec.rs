@@ -173,14 +173,20 @@ fn health_spec(h: &sparrow_lang::runtime::Health) -> HealthSpec {
         |d: Option<std::time::Duration>, default: u64| d.map_or(default, |d| d.as_millis() as u64);
     let def = Timing::default();
     let (check, probe) = match &h.probe {
-        Probe::Http { url, status, body } => (
+        Probe::Http {
+            url,
+            status,
+            body,
+            body_regex,
+            headers,
+        } => (
             "http",
             ProbeSpec::Http {
                 url: url.clone(),
                 status: *status,
                 body: body.clone(),
-                body_regex: None,
-                headers: Vec::new(),
+                body_regex: body_regex.clone(),
+                headers: headers.clone(),
             },
         ),
         Probe::Tcp { host, port } => (
@@ -257,10 +263,73 @@ mod tests {
             ));
             assert_eq!(s.len(), 1, "{key}");
             assert_eq!(s[0].features, vec![feature.to_string()]);
-            // Only resources are acted on in this version.
             assert_eq!(s[0].resources, None);
+            assert_eq!(s[0].health.is_some(), feature == "health");
         }
         assert!(specs(r#"service("b", #{ exec_start: "/bin/true" });"#).is_empty());
+    }
+
+    #[test]
+    fn health_comes_with_documented_defaults_and_every_probe_setting() {
+        let s = specs(
+            r#"service("h", #{ exec_start: "/bin/true",
+                health: #{ type: "http", url: "http://127.0.0.1:8080/health",
+                    expect: #{ status: 204, body: "ok", body_regex: "^o+k$" },
+                    headers: ["X-Probe: yes", "Authorization: Bearer t"] } });
+               service("t", #{ exec_start: "/bin/true",
+                health: #{ type: "tcp", port: 5432, interval: "5s", timeout: "1s",
+                    initial_delay: "10s", failure_threshold: 5, success_threshold: 2,
+                    on_failure: "alert", restart_budget: #{ max: 1, within: "1h" } } });
+               service("c", #{ exec_start: "/bin/true",
+                health: #{ check: || true, on_failure: |e| log(e.check) } });"#,
+        );
+        let h = s[0].health.as_ref().unwrap();
+        assert_eq!(
+            h.probe,
+            ProbeSpec::Http {
+                url: "http://127.0.0.1:8080/health".into(),
+                status: Some(204),
+                body: Some("ok".into()),
+                body_regex: Some("^o+k$".into()),
+                headers: vec![
+                    ("X-Probe".into(), "yes".into()),
+                    ("Authorization".into(), "Bearer t".into())
+                ],
+            }
+        );
+        // Kubernetes-like defaults; restart within 3 per 10 minutes.
+        assert_eq!(h.timing, Timing::default());
+        assert_eq!(
+            (h.on_failure, h.budget),
+            (FailureAction::Restart, BudgetRule::default())
+        );
+        let t = s[1].health.as_ref().unwrap();
+        assert_eq!(
+            t.probe,
+            ProbeSpec::Tcp {
+                host: "127.0.0.1".into(),
+                port: 5432
+            }
+        );
+        assert_eq!(
+            (
+                t.timing.interval_ms,
+                t.timing.timeout_ms,
+                t.timing.initial_delay_ms
+            ),
+            (5_000, 1_000, 10_000)
+        );
+        assert_eq!(
+            (t.timing.failure_threshold, t.timing.success_threshold),
+            (5, 2)
+        );
+        assert_eq!(t.on_failure, FailureAction::Alert);
+        assert_eq!((t.budget.max, t.budget.within_ms), (1, 3_600_000));
+        let c = s[2].health.as_ref().unwrap();
+        assert_eq!(
+            (c.check.as_str(), &c.probe, c.on_failure),
+            ("check", &ProbeSpec::Closure, FailureAction::Closure)
+        );
     }
 
     #[test]

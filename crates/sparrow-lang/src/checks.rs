@@ -10,34 +10,20 @@ use crate::keys;
 use crate::lower::{RawDecl, UnitDecl, UnitKind};
 
 /// Keys of `unit` this version checks but does not act on, with a note for
-/// each (canonical key, message). systemd-sparrowd acts on `monitor` (its
-/// `resources` closure and hysteresis settings), `hooks.resources`, dynamic
-/// resource properties and `orchestration.requires` (at generation time);
-/// the rest waits for later parts of runtime mode.
+/// each (canonical key, message). Acted on: `monitor` (its `resources`
+/// closure and hysteresis settings), `hooks` (the hook runner),
+/// `orchestration` (`requires` at generation time, `startup_sequence` by
+/// the hook runner), `health` and dynamic resource properties; the rest
+/// waits for later parts of runtime mode.
 pub(crate) fn not_acted_on(unit: &UnitDecl) -> Vec<(String, String)> {
-    const LATER: &str = "is checked but not acted on yet: this version of systemd-sparrowd applies `monitor.resources` and dynamic resource properties only";
+    const LATER: &str = "is checked but not acted on yet: this version acts on hooks, startup sequences, health checks, `monitor.resources` and dynamic resource properties";
     let rt = &unit.runtime;
-    let hooks = [
-        ("pre_start", rt.hooks.pre_start.is_some()),
-        ("post_start", rt.hooks.post_start.is_some()),
-        ("pre_stop", rt.hooks.pre_stop.is_some()),
-        ("post_stop", rt.hooks.post_stop.is_some()),
-    ];
     let mut out: Vec<(String, String)> = Vec::new();
     let mut note = |key: &str, what: String| out.push((key.to_string(), format!("{what} {LATER}")));
-    if !rt.startup_sequence.is_empty() {
-        note("orchestration", "`orchestration.startup_sequence`".into());
-    }
     if rt.monitor.pattern_check.is_some() {
         note("monitor", "`monitor.pattern_check`".into());
     }
-    for (h, set) in hooks {
-        if set {
-            note("hooks", format!("`hooks.{h}`"));
-        }
-    }
     for (key, present) in [
-        ("health", rt.health.is_some()),
         ("kernel_monitoring", rt.kernel.is_some()),
         ("pressure_response", rt.pressure_response.is_some()),
         ("adaptive_resources", rt.adaptive.is_some()),

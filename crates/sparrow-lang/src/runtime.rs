@@ -140,6 +140,10 @@ pub enum Probe {
         status: Option<u16>,
         /// Text the body must contain, if any.
         body: Option<String>,
+        /// A regex the body must match, if any.
+        body_regex: Option<String>,
+        /// Request headers (`Name`, `value`).
+        headers: Vec<(String, String)>,
     },
     /// A TCP connection.
     Tcp {
@@ -270,6 +274,19 @@ fn health(h: &RtValue) -> Option<Health> {
                 status: int(h.get("expect").and_then(|e| e.get("status")))
                     .and_then(|n| u16::try_from(n).ok()),
                 body: text(h.get("expect").and_then(|e| e.get("body"))),
+                body_regex: text(h.get("expect").and_then(|e| e.get("body_regex"))),
+                headers: match h.get("headers") {
+                    Some(RtValue::List(l)) => {
+                        l.iter()
+                            .filter_map(|v| match v {
+                                RtValue::Str(s) => crate::value::header(s)
+                                    .map(|(n, v)| (n.to_string(), v.to_string())),
+                                _ => None,
+                            })
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                },
             },
             "tcp" => Probe::Tcp {
                 host: text(h.get("host")).unwrap_or_else(|| "127.0.0.1".into()),

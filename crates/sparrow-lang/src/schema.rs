@@ -14,6 +14,7 @@ use crate::closure::Closure;
 
 use crate::names::{closest, normalize};
 use crate::sequence_text;
+pub use crate::value::command_words;
 use crate::value::{self, Issue, Size};
 
 /// A named field of a map shape.
@@ -50,6 +51,10 @@ pub enum Shape {
     Str,
     /// An `http://` or `https://` URL.
     Url,
+    /// A regular expression (Rust's `regex` syntax).
+    Regex,
+    /// An HTTP request header, `"Name: value"`.
+    Header,
     /// A boolean.
     Bool,
     /// One of these words.
@@ -304,6 +309,28 @@ pub fn validate(
             ),
             Err(i) => fail(errors, i),
         },
+        Shape::Regex => match value::text(v) {
+            Ok(s) => match regex::RegexBuilder::new(&s.text)
+                .size_limit(1 << 20)
+                .build()
+            {
+                Ok(_) => Some(RtValue::Str(s.text)),
+                Err(e) => fail(
+                    errors,
+                    Issue::new(format!("{:?} is not a valid regex: {e}", s.text)),
+                ),
+            },
+            Err(i) => fail(errors, i),
+        },
+        Shape::Header => match value::text(v).map(|s| s.text) {
+            Ok(s) if value::header(&s).is_some() => Some(RtValue::Str(s)),
+            Ok(s) => fail(
+                errors,
+                Issue::new(format!("{s:?} is not a header line"))
+                    .help("write \"Name: value\", e.g. \"Authorization: Bearer TOKEN\""),
+            ),
+            Err(i) => fail(errors, i),
+        },
         Shape::Bool => match value::boolean(v) {
             Ok(b) => Some(RtValue::Bool(b)),
             Err(i) => fail(errors, i),
@@ -471,24 +498,6 @@ fn step(
     }
 }
 
-/// A command as an argv: a string is split with systemd's quoting rules.
-pub fn command_words(v: &Dynamic) -> Result<Vec<String>, Issue> {
-    let words = match value::array(v) {
-        Some(items) => items
-            .iter()
-            .map(|w| value::text(w).map(|s| s.text))
-            .collect::<Result<Vec<_>, _>>()?,
-        None => {
-            let s = value::text(v)?.text;
-            sparrow_unit::parse::split_words(&s).map_err(|e| Issue::new(e.to_string()))?
-        }
-    };
-    if words.is_empty() || words[0].is_empty() {
-        return Err(Issue::new("the command is empty"));
-    }
-    Ok(words)
-}
-
 /// Rules that tie several fields together.
 fn rules(path: &[String], v: &RtValue) -> Vec<Issue> {
     let mut out = Vec::new();
@@ -575,6 +584,8 @@ fn short(shape: &Shape) -> String {
         Shape::Threshold => "size or percentage".into(),
         Shape::Str => "string".into(),
         Shape::Url => "URL".into(),
+        Shape::Regex => "regex".into(),
+        Shape::Header => "\"Name: value\"".into(),
         Shape::Bool => "boolean".into(),
         Shape::Enum(v) => v
             .iter()

@@ -83,9 +83,20 @@ pub static MONITOR: Shape = Shape::Map(&[
 ]);
 
 const EXPECT: Shape = Shape::Map(&[
-    field!("status", Shape::Int(100, 599), "expected HTTP status"),
+    field!(
+        "status",
+        Shape::Int(100, 599),
+        "expected HTTP status (default: any of 200-399)"
+    ),
     field!("body", Shape::Str, "text the body must contain"),
+    field!(
+        "body_regex",
+        Shape::Regex,
+        "a regex the body (its first 64 KiB) must match"
+    ),
 ]);
+
+const HEADERS: Shape = Shape::List(&Shape::Header);
 
 const BUDGET: Shape = Shape::Map(&[
     field!("max", Shape::Int(0, 1000), "restarts allowed"),
@@ -101,7 +112,16 @@ pub static HEALTH: Shape = Shape::Map(&[
     field!("host", Shape::Str, "for `tcp` (default 127.0.0.1)"),
     field!("port", Shape::Int(1, 65535), "for `tcp`"),
     field!("command", Shape::Command, "for `exec`"),
-    field!("expect", EXPECT, "`status` and `body` for `http`"),
+    field!(
+        "expect",
+        EXPECT,
+        "`status`, `body` and `body_regex` for `http`"
+    ),
+    field!(
+        "headers",
+        HEADERS,
+        "request headers for `http`: [\"Name: value\", ..]"
+    ),
     field!("interval", Shape::Duration, "between checks (default 30s)"),
     field!("timeout", Shape::Duration, "per check (default 5s)"),
     field!("initial_delay", Shape::Duration, "before the first check"),

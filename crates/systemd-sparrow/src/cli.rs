@@ -66,6 +66,12 @@ pub enum Command {
     },
     /// Ask systemd-sparrowd to re-read the definitions.
     Reload,
+    /// Forget a unit's spent restart budget: its health check may restart
+    /// it again.
+    Reset {
+        /// The unit.
+        unit: String,
+    },
     /// Show what a daemon-reload would change in the generated units.
     Diff {
         /// Definition files or directories; default: the search path.

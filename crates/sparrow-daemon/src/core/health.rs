@@ -75,9 +75,12 @@ impl Health {
         let Some(p) = self.units.get_mut(unit) else {
             return;
         };
+        let what = match p.spec.check.as_str() {
+            "check" => "the check closure".to_string(),
+            c => format!("the {c} check"),
+        };
         let why = format!(
-            "{} check failed {} times in a row: {}",
-            p.spec.check,
+            "{what} failed {} times in a row: {}",
             p.check.failures,
             p.check.last_error.as_deref().unwrap_or("?")
         );

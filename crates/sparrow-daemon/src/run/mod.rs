@@ -204,6 +204,20 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
         );
         crate::alert::Deliverer::empty()
     });
+    tracing::info!(
+        "configuration {}: alerts to the journal{}{}",
+        conf_path.display(),
+        if conf.alerts.webhook.is_some() {
+            ", a webhook"
+        } else {
+            ""
+        },
+        if conf.alerts.command.is_some() {
+            ", a command"
+        } else {
+            ""
+        },
+    );
     let mut actuator = Actuator::new(
         BusConnector(Duration::from_secs(5)),
         pool,

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sparrow_daemon::control::{self, Decision, Request, Response};
+use sparrow_daemon::control::{self, Decision, HealthStatus, Request, Response, UnitStatus};
 
 fn ask(req: Request) -> anyhow::Result<Response> {
     let resp = control::request(&control::socket_path(), &req, Duration::from_secs(20))
@@ -59,45 +59,82 @@ pub fn status(unit: Option<String>, json: bool) -> anyhow::Result<u8> {
         println!("  definition problem: {p}");
     }
     for u in &st.units {
-        let next = u
-            .next_eval_in_ms
-            .map(|ms| format!(", next in {}s", ms.div_ceil(1000)))
-            .unwrap_or_default();
-        println!(
-            "\n{} ({}) from {}, every {}s{next}",
-            u.unit,
-            u.active_state,
-            u.definition,
-            u.interval_ms / 1000
-        );
-        match &u.last_eval {
-            None => println!("  not evaluated yet"),
-            Some(e) => match &e.error {
-                Some(err) => println!("  last evaluation {} failed: {err}", ago(e.at_ms)),
-                None => print!(
-                    "  last evaluation {} ({} µs):\n{}",
-                    ago(e.at_ms),
-                    e.took_us,
-                    decisions(&e.decisions)
-                ),
-            },
+        println!("\n{} ({}) from {}", u.unit, u.active_state, u.definition);
+        if let Some(q) = &u.quarantined {
+            println!("  not evaluated: {q}");
         }
-        for a in &u.applied {
-            println!(
-                "  applied {}: {} {} -> {} ({})",
-                ago(a.at_ms),
-                a.prop,
-                a.old,
-                a.new,
-                a.reason
-            );
+        if u.features.iter().any(|f| f == "resources") {
+            resources(u);
         }
-        println!(
-            "  evaluations {}, errors {}, stopped by limits {}",
-            u.evaluations, u.errors, u.slow
-        );
+        if let Some(h) = &u.health {
+            health(h);
+        }
     }
     Ok(0)
+}
+
+fn resources(u: &UnitStatus) {
+    let next = u
+        .next_eval_in_ms
+        .map(|ms| format!(", next in {}s", ms.div_ceil(1000)))
+        .unwrap_or_default();
+    println!("  resources: every {}s{next}", u.interval_ms / 1000);
+    match &u.last_eval {
+        None => println!("  not evaluated yet"),
+        Some(e) => match &e.error {
+            Some(err) => println!("  last evaluation {} failed: {err}", ago(e.at_ms)),
+            None => print!(
+                "  last evaluation {} ({} µs):\n{}",
+                ago(e.at_ms),
+                e.took_us,
+                decisions(&e.decisions)
+            ),
+        },
+    }
+    for a in &u.applied {
+        println!(
+            "  applied {}: {} {} -> {} ({})",
+            ago(a.at_ms),
+            a.prop,
+            a.old,
+            a.new,
+            a.reason
+        );
+    }
+    println!(
+        "  evaluations {}, errors {}, stopped by limits {}",
+        u.evaluations, u.errors, u.slow
+    );
+}
+
+fn health(h: &HealthStatus) {
+    let latency = h
+        .last_latency_ms
+        .map(|ms| format!(", last probe {ms} ms"))
+        .unwrap_or_default();
+    let next = h
+        .next_probe_in_ms
+        .map(|ms| format!(", next in {}s", ms.div_ceil(1000)))
+        .unwrap_or_default();
+    println!(
+        "  health ({} check): {}; {} failures, {} successes in a row{latency}{next}",
+        h.check, h.state, h.failures, h.successes
+    );
+    if let Some(e) = &h.last_error {
+        println!("  last error: {e}");
+    }
+    let window = h.budget_window_ms / 1000;
+    println!(
+        "  restarts: {} since the daemon started; {} of at most {} within {window}s{}",
+        h.restarts,
+        h.restarts_in_window,
+        h.budget_max,
+        if h.budget_exhausted {
+            " - budget exhausted: not restarting until healthy or `systemd-sparrow reset`"
+        } else {
+            ""
+        }
+    );
 }
 
 pub fn eval(unit: String, json: bool) -> anyhow::Result<u8> {
@@ -120,6 +157,12 @@ pub fn eval(unit: String, json: bool) -> anyhow::Result<u8> {
         r.took_us,
         decisions(&r.decisions)
     );
+    Ok(0)
+}
+
+pub fn reset(unit: String) -> anyhow::Result<u8> {
+    let resp = ask(Request::Reset { unit })?;
+    println!("{}", resp.message.unwrap_or_default());
     Ok(0)
 }
 

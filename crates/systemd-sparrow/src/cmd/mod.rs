@@ -28,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Status { unit, json } => control::status(unit, json),
         Command::Eval { unit, json, .. } => control::eval(unit, json),
         Command::Reload => control::reload(),
+        Command::Reset { unit } => control::reset(unit),
         Command::Diff {
             paths,
             generator_dir,

@@ -251,7 +251,7 @@ fn reset_forgets_a_spent_budget_and_alert_and_nothing_act_as_said() {
     assert!(
         al[0]
             .1
-            .contains("api.service is unhealthy: http check failed 2 times in a row: HTTP 503"),
+            .contains("api.service is unhealthy: the http check failed 2 times in a row: HTTP 503"),
         "{}",
         al[0].1
     );
