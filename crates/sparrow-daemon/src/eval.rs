@@ -78,6 +78,26 @@ pub enum PoolEvent {
     Evaluated(Vec<Evaluation>),
     /// A health closure was called.
     Called(Event),
+    /// Closures called `alert()`.
+    Alerts(Vec<crate::alert::Alert>),
+}
+
+/// The alerts closures of `unit` raised, as the daemon delivers them.
+pub(crate) fn alerts_of(unit: &str, raised: Vec<(String, String)>) -> Vec<crate::alert::Alert> {
+    let wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    raised
+        .into_iter()
+        .map(|(message, severity)| crate::alert::Alert {
+            unit: unit.to_string(),
+            check: "alert()".into(),
+            severity: severity.parse().unwrap_or(crate::alert::Severity::Warning),
+            message,
+            wall_ms,
+            failures: 0,
+        })
+        .collect()
 }
 
 pub use call::Call;
@@ -437,24 +457,31 @@ fn work(
                 p.units = Some(units);
             }
             Job::Call(call, limit) => {
-                let (took, result, logs) = p.call(&call, limit);
+                let (took, result, logs, alerts) = p.call(&call, limit);
                 in_flight.fetch_sub(1, Ordering::Relaxed);
+                if !alerts.is_empty() {
+                    report(PoolEvent::Alerts(alerts_of(call.unit(), alerts)));
+                }
                 report(PoolEvent::Called(call.done(took, result, logs)));
             }
             Job::Eval { units, origin } => {
                 let mut batch = Vec::with_capacity(units.len());
+                let mut raised = Vec::new();
                 p.evaluate(&units, &mut |unit, reply, killed, took| {
                     let ev = match reply {
-                        Ok(e) => Evaluation {
-                            unit: unit.to_string(),
-                            generation,
-                            result: e.result,
-                            took,
-                            timed_out: e.timed_out,
-                            crashed: false,
-                            logs: e.logs,
-                            origin,
-                        },
+                        Ok(mut e) => {
+                            raised.extend(alerts_of(unit, std::mem::take(&mut e.alerts)));
+                            Evaluation {
+                                unit: unit.to_string(),
+                                generation,
+                                result: e.result,
+                                took,
+                                timed_out: e.timed_out,
+                                crashed: false,
+                                logs: e.logs,
+                                origin,
+                            }
+                        }
                         Err(msg) => Evaluation {
                             unit: unit.to_string(),
                             generation,
@@ -469,6 +496,9 @@ fn work(
                     batch.push(ev);
                 });
                 in_flight.fetch_sub(batch.len(), Ordering::Relaxed);
+                if !raised.is_empty() {
+                    report(PoolEvent::Alerts(raised));
+                }
                 // One report for the batch: one wake-up of the daemon.
                 report(PoolEvent::Evaluated(batch));
             }

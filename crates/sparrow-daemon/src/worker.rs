@@ -90,6 +90,9 @@ pub(crate) struct CallReply {
     pub logs: Vec<String>,
     /// How long the closure took.
     pub took_us: u64,
+    /// `alert()` calls: (message, severity).
+    #[serde(default)]
+    pub alerts: Vec<(String, String)>,
 }
 
 /// What one source gave the daemon.
@@ -112,6 +115,9 @@ pub(crate) struct Evaluated {
     pub logs: Vec<(String, String)>,
     /// How long its closures took.
     pub took_us: u64,
+    /// `alert()` calls: (message, severity).
+    #[serde(default)]
+    pub alerts: Vec<(String, String)>,
 }
 
 /// One unit's closures.
@@ -131,16 +137,28 @@ pub fn serve() -> u8 {
     let units: Units = Arc::default();
     let logs: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let sink = logs.clone();
-    let runtime = Arc::new(RealRuntime::new(
-        units.clone(),
-        Arc::new(move |unit: &str, msg: &str| {
-            let mut l = sink.lock().unwrap_or_else(|p| p.into_inner());
-            if l.len() < MAX_LOGS {
+    let alerts: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let alert_sink = alerts.clone();
+    let runtime = Arc::new(
+        RealRuntime::new(
+            units.clone(),
+            Arc::new(move |unit: &str, msg: &str| {
+                let mut l = sink.lock().unwrap_or_else(|p| p.into_inner());
+                if l.len() < MAX_LOGS {
+                    let msg: String = msg.chars().take(MAX_LOG_LEN).collect();
+                    l.push((unit.to_string(), msg));
+                }
+            }),
+        )
+        .with_alerts(Arc::new(move |_unit: &str, msg: &str, severity: &str| {
+            let mut a = alert_sink.lock().unwrap_or_else(|p| p.into_inner());
+            if a.len() < MAX_LOGS {
                 let msg: String = msg.chars().take(MAX_LOG_LEN).collect();
-                l.push((unit.to_string(), msg));
+                a.push((msg, severity.to_string()));
             }
-        }),
-    ));
+        })),
+    );
+    let take_alerts = || std::mem::take(&mut *alerts.lock().unwrap_or_else(|p| p.into_inner()));
     let mut state: Option<(Loader, Owners)> = None;
     let mut closures: HashMap<String, UnitClosures> = HashMap::new();
     loop {
@@ -202,6 +220,7 @@ pub fn serve() -> u8 {
                         timed_out,
                         logs,
                         took_us: start.elapsed().as_micros() as u64,
+                        alerts: take_alerts(),
                     });
                 }
                 // One reply for the batch: one wake-up of the daemon.
@@ -226,6 +245,7 @@ pub fn serve() -> u8 {
                     result,
                     logs,
                     took_us: start.elapsed().as_micros() as u64,
+                    alerts: take_alerts(),
                 })
             }
         };

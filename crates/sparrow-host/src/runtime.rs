@@ -32,11 +32,15 @@ pub const READ_FILE_MAX: u64 = 64 * 1024;
 /// Logs a closure's message (the daemon sends it to the journal).
 pub type LogSink = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
+/// Where `alert(message, severity)` goes: (unit, message, severity).
+pub type AlertSink = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+
 /// The runtime functions, backed by this machine.
 pub struct RealRuntime {
     units: Units,
     cgroup: CgroupFs,
     log: LogSink,
+    alert: Option<AlertSink>,
     /// CPUs for `load()`, counted once: `available_parallelism` reads
     /// cgroup files on every call.
     cpus: f64,
@@ -65,11 +69,19 @@ impl RealRuntime {
             units,
             cgroup: CgroupFs::detect(),
             log,
+            alert: None,
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
             recent: Mutex::default(),
             fresh: FRESH,
             plugins: sparrow_task::search::SearchPath::from_env(),
         }
+    }
+
+    /// Sends `alert()` calls to `sink` (the daemon delivers them) instead
+    /// of logging them.
+    pub fn with_alerts(mut self, sink: AlertSink) -> RealRuntime {
+        self.alert = Some(sink);
+        self
     }
 
     /// The same, finding `task_run`'s plugins in `plugins` instead of
@@ -341,6 +353,12 @@ impl RuntimeHost for RealRuntime {
     }
     fn log(&self, unit: &str, message: &str) {
         (self.log)(unit, message);
+    }
+    fn alert(&self, unit: &str, message: &str, severity: &str) {
+        match &self.alert {
+            Some(sink) => sink(unit, message, severity),
+            None => (self.log)(unit, &format!("ALERT ({severity}): {message}")),
+        }
     }
     fn task_run(
         &self,

@@ -28,6 +28,10 @@ pub static EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../../examples/fleet.sparrow"),
     ),
     (
+        "healing.sparrow",
+        include_str!("../../../examples/healing.sparrow"),
+    ),
+    (
         "ledger.sparrow",
         include_str!("../../../examples/ledger.sparrow"),
     ),

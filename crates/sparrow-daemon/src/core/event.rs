@@ -127,6 +127,8 @@ pub enum Event {
         /// What it `log()`ged.
         logs: Vec<String>,
     },
+    /// Closures called `alert()`.
+    Alerts(Vec<crate::alert::Alert>),
     /// A control request, to be answered with [`Action::Reply`] and its id.
     Control(u64, Request),
     /// `SIGHUP` or `systemd-sparrow reload`: read the definitions again.

@@ -35,6 +35,8 @@ const BACKOFF_MIN: Millis = 100;
 const BACKOFF_MAX: Millis = 5_000;
 /// `STATUS=` at most once a second.
 const STATUS_EVERY: Millis = 1_000;
+/// The same `alert()` of a unit is raised at most once per this long.
+const ALERT_EVERY: Millis = 60_000;
 /// Log lines are cut to this many characters.
 const LOG_MAX: usize = 500;
 
@@ -185,6 +187,8 @@ pub struct Core {
     reload_queued: bool,
     reading: bool,
     pid: u32,
+    /// When each (unit, message) of `alert()` was last raised.
+    alerted: HashMap<(String, String), Millis>,
 }
 
 /// `msg`, cut to a readable length.
@@ -224,6 +228,7 @@ impl Core {
             reload_queued: false,
             reading: false,
             pid,
+            alerted: HashMap::new(),
         }
     }
 
@@ -352,6 +357,23 @@ impl Core {
                 )),
             },
             Event::Control(id, req) => self.on_control(id, req, now, &mut out),
+            Event::Alerts(alerts) => {
+                for a in alerts {
+                    // The same alert of the same unit at most once a minute:
+                    // a closure that alerts on every evaluation must not
+                    // page someone every few seconds.
+                    let key = (a.unit.clone(), a.message.clone());
+                    let recent = self
+                        .alerted
+                        .get(&key)
+                        .is_some_and(|at| now.mono < at + ALERT_EVERY);
+                    if !recent {
+                        self.alerted.insert(key, now.mono);
+                        out.push(Action::Alert(Box::new(a)));
+                    }
+                }
+                self.alerted.retain(|_, at| now.mono < *at + ALERT_EVERY);
+            }
             other => {
                 let mut ev = Some(other);
                 self.with_features(now, &mut out, &mut |f, units, cx| {

@@ -73,13 +73,19 @@ impl Proc {
         &mut self,
         call: &Call,
         limit: Duration,
-    ) -> (Duration, Result<(), String>, Vec<String>) {
+    ) -> (
+        Duration,
+        Result<(), String>,
+        Vec<String>,
+        Vec<(String, String)>,
+    ) {
         let start = Instant::now();
         self.ensure();
         let Some(w) = self.child.as_mut() else {
             return (
                 Duration::ZERO,
                 Err("no evaluator process could be started".into()),
+                Vec::new(),
                 Vec::new(),
             );
         };
@@ -97,12 +103,13 @@ impl Proc {
         };
         let hard = sparrow_isolate::hard_limit(limit).max(Duration::from_millis(500));
         match w.send(&req, SEND).and_then(|()| w.recv::<CallReply>(hard)) {
-            Ok(r) => (Duration::from_micros(r.took_us), r.result, r.logs),
+            Ok(r) => (Duration::from_micros(r.took_us), r.result, r.logs, r.alerts),
             Err(f) => {
                 self.child = None;
                 (
                     start.elapsed(),
                     Err(format!("the closure's evaluator process {f}")),
+                    Vec::new(),
                     Vec::new(),
                 )
             }

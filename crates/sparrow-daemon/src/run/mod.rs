@@ -163,6 +163,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                     problems,
                 }),
                 PoolEvent::Called(ev) => Msg::Event(ev),
+                PoolEvent::Alerts(alerts) => Msg::Event(Event::Alerts(alerts)),
                 PoolEvent::Evaluated(batch) => {
                     Msg::Events(batch.into_iter().map(Event::Evaluated).collect())
                 }

@@ -125,6 +125,7 @@ pub fn run() -> anyhow::Result<u8> {
         cat.stdout.trim_end()
     );
     live_adjustment(&lab)?;
+    heal_and_recover(&lab)?;
     drop(lab);
     println!(
         "\nlab removed; demo took {:.1} s",
@@ -201,6 +202,78 @@ fn live_adjustment(lab: &Lab) -> anyhow::Result<()> {
             before["MemoryMax"], after["MemoryMax"], before["CPUQuotaPerSecUSec"], after["CPUQuotaPerSecUSec"]
         ),
         Err(e) => println!("no live adjustment seen: {e}"),
+    }
+    let status = lab.exec(&["/opt/sparrow/bin/systemd-sparrow", "status", unit])?;
+    println!(
+        "\n$ systemd-sparrow status {unit}\n{}",
+        status.stdout.trim_end()
+    );
+    Ok(())
+}
+
+/// The health check of healing.service in one unit's `status --json`.
+fn health(lab: &Lab, unit: &str) -> Result<serde_json::Value, LabError> {
+    let out = lab.exec(&["/opt/sparrow/bin/systemd-sparrow", "status", "--json", unit])?;
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+    Ok(v["status"]["units"][0]["health"].clone())
+}
+
+/// Runtime mode, part 2: healing.service's health file disappears, the
+/// daemon's check fails, it restarts the service, and the restart's startup
+/// sequence puts it right.
+fn heal_and_recover(lab: &Lab) -> anyhow::Result<()> {
+    let unit = "healing.service";
+    let healthy = |lab: &Lab| -> Result<(bool, String), LabError> {
+        let h = health(lab, unit)?;
+        Ok((h["state"] == "healthy", h.to_string()))
+    };
+    if let Err(e) = lab.wait_for(
+        "healing.service to be healthy",
+        Duration::from_secs(20),
+        healthy,
+    ) {
+        println!(
+            "
+healing.service did not become healthy: {e}"
+        );
+        return Ok(());
+    }
+    let pid = lab.prop(unit, "MainPID")?;
+    println!(
+        "
+{unit} is healthy (MainPID {pid}); now it goes bad:
+$ rm /run/healing/health"
+    );
+    lab.exec(&["rm", "-f", "/run/healing/health"])?;
+    let restarted = lab.wait_for("a restart", Duration::from_secs(20), |lab| {
+        let now = lab.prop(unit, "MainPID")?;
+        Ok((now != pid && now != "0", now))
+    });
+    if let Err(e) = restarted {
+        println!("no restart seen: {e}");
+        return Ok(());
+    }
+    let recovered = lab.wait_for("recovery", Duration::from_secs(20), healthy);
+    let log = lab.journal(&["-u", "systemd-sparrowd", "UNIT=healing.service"])?;
+    println!("systemd-sparrowd's journal about {unit}:");
+    for l in log.lines() {
+        println!("  {l}");
+    }
+    let seq = lab.journal(&["-u", unit])?;
+    println!("{unit}'s own journal (hooks and startup sequence, last start):");
+    let lines: Vec<&str> = seq
+        .lines()
+        .filter(|l| l.contains("step ") || l.contains("starting "))
+        .collect();
+    for l in &lines[lines.len().saturating_sub(3)..] {
+        println!("  {l}");
+    }
+    match recovered {
+        Ok(()) => println!(
+            "{unit} healed: restarted by the daemon (MainPID {pid} -> {}), healthy again",
+            lab.prop(unit, "MainPID")?
+        ),
+        Err(e) => println!("{unit} did not recover: {e}"),
     }
     let status = lab.exec(&["/opt/sparrow/bin/systemd-sparrow", "status", unit])?;
     println!(

@@ -324,3 +324,31 @@ fn a_check_no_evaluator_could_take_is_tried_again_and_counts_as_nothing() {
     let again = t.until_probe();
     assert_eq!((again, t.now.mono), (seq, asked + 1_000));
 }
+
+#[test]
+fn alerts_from_closures_are_raised_at_most_once_a_minute_per_message() {
+    let mut t = T::new(Persisted::default(), None);
+    t.boot(vec![health_spec(FailureAction::Closure)]);
+    let alert = |msg: &str| crate::alert::Alert {
+        unit: API.into(),
+        check: "alert()".into(),
+        severity: Severity::Warning,
+        message: msg.into(),
+        wall_ms: 0,
+        failures: 0,
+    };
+    let a = t.ev(Event::Alerts(vec![
+        alert("disk full"),
+        alert("disk full"),
+        alert("slow"),
+    ]));
+    let raised: Vec<String> = alerts(&a).into_iter().map(|(_, m)| m).collect();
+    assert_eq!(raised, ["disk full", "slow"]);
+    t.at(t.now.mono + 30_000);
+    assert!(alerts(&t.ev(Event::Alerts(vec![alert("disk full")]))).is_empty());
+    t.at(t.now.mono + 31_000);
+    assert_eq!(
+        alerts(&t.ev(Event::Alerts(vec![alert("disk full")]))).len(),
+        1
+    );
+}
