@@ -457,12 +457,13 @@ fn work(
                 p.units = Some(units);
             }
             Job::Call(call, limit) => {
-                let (took, result, logs, alerts) = p.call(&call, limit);
+                let r = p.call(&call, limit);
                 in_flight.fetch_sub(1, Ordering::Relaxed);
-                if !alerts.is_empty() {
-                    report(PoolEvent::Alerts(alerts_of(call.unit(), alerts)));
+                if !r.alerts.is_empty() {
+                    report(PoolEvent::Alerts(alerts_of(call.unit(), r.alerts)));
                 }
-                report(PoolEvent::Called(call.done(took, result, logs)));
+                let took = Duration::from_micros(r.took_us);
+                report(PoolEvent::Called(call.done(took, r.result, r.logs)));
             }
             Job::Eval { units, origin } => {
                 let mut batch = Vec::with_capacity(units.len());

@@ -69,24 +69,19 @@ impl Proc {
     /// Calls a health closure in the process. A call that takes the
     /// process down fails with the reason; the process is started afresh
     /// for the next one.
-    pub(super) fn call(
-        &mut self,
-        call: &Call,
-        limit: Duration,
-    ) -> (
-        Duration,
-        Result<(), String>,
-        Vec<String>,
-        Vec<(String, String)>,
-    ) {
+    pub(super) fn call(&mut self, call: &Call, limit: Duration) -> CallReply {
         let start = Instant::now();
+        let failed = |why: String, took: Duration| CallReply {
+            result: Err(why),
+            logs: Vec::new(),
+            took_us: took.as_micros() as u64,
+            alerts: Vec::new(),
+        };
         self.ensure();
         let Some(w) = self.child.as_mut() else {
-            return (
+            return failed(
+                "no evaluator process could be started".into(),
                 Duration::ZERO,
-                Err("no evaluator process could be started".into()),
-                Vec::new(),
-                Vec::new(),
             );
         };
         let (unit, what, arg) = match call {
@@ -103,14 +98,12 @@ impl Proc {
         };
         let hard = sparrow_isolate::hard_limit(limit).max(Duration::from_millis(500));
         match w.send(&req, SEND).and_then(|()| w.recv::<CallReply>(hard)) {
-            Ok(r) => (Duration::from_micros(r.took_us), r.result, r.logs, r.alerts),
+            Ok(r) => r,
             Err(f) => {
                 self.child = None;
-                (
+                failed(
+                    format!("the closure's evaluator process {f}"),
                     start.elapsed(),
-                    Err(format!("the closure's evaluator process {f}")),
-                    Vec::new(),
-                    Vec::new(),
                 )
             }
         }
