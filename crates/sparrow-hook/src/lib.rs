@@ -95,7 +95,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             source: None,
-            generator_dirs: GENERATOR_DIRS.iter().map(PathBuf::from).collect(),
+            generator_dirs: locate::generator_dirs(),
             exe: PathBuf::from("/proc/self/exe"),
             limit: DEFAULT_LIMIT,
             owners: Owners::for_generator(),

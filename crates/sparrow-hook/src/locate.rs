@@ -12,6 +12,21 @@ pub const GENERATOR_DIRS: &[&str] = &[
     "/run/systemd/generator.late",
 ];
 
+/// Where this process's units were generated: the system's directories for
+/// root, the user manager's (`$XDG_RUNTIME_DIR/systemd/generator*`) for a
+/// user whose manager runs the hook.
+pub fn generator_dirs() -> Vec<PathBuf> {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(run) if !root && !run.is_empty() => ["generator.early", "generator", "generator.late"]
+            .iter()
+            .map(|d| PathBuf::from(&run).join("systemd").join(d))
+            .collect(),
+        _ => GENERATOR_DIRS.iter().map(PathBuf::from).collect(),
+    }
+}
+
 /// Generated units are small; more than this is not ours.
 const MAX_UNIT: u64 = 1 << 20;
 

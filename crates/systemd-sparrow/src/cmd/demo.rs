@@ -186,21 +186,29 @@ fn live_adjustment(lab: &Lab) -> anyhow::Result<()> {
         return Ok(());
     }
     let unit = "adaptive-api.service";
-    let before = lab.show(unit, &["MemoryMax", "CPUQuotaPerSecUSec"])?;
+    // The daemon starts at boot (the lab's first boot enables units by
+    // preset), so its changes are read from its journal.
+    let mut log = String::new();
     let waited = lab.wait_for(
         "systemd-sparrowd to adjust adaptive-api.service",
         Duration::from_secs(20),
         |lab| {
-            let log = lab.journal(&["-u", "systemd-sparrowd", "UNIT=adaptive-api.service"])?;
-            Ok((log.contains("->"), log))
+            log = lab.journal(&["-u", "systemd-sparrowd", "UNIT=adaptive-api.service"])?;
+            Ok((log.contains("->"), log.clone()))
         },
     );
     let after = lab.show(unit, &["MemoryMax", "CPUQuotaPerSecUSec"])?;
     match waited {
-        Ok(()) => println!(
-            "systemd-sparrowd resized {unit} while it ran: MemoryMax {} -> {}, CPUQuotaPerSecUSec {} -> {} (systemctl show)",
-            before["MemoryMax"], after["MemoryMax"], before["CPUQuotaPerSecUSec"], after["CPUQuotaPerSecUSec"]
-        ),
+        Ok(()) => {
+            println!("systemd-sparrowd resized {unit} while it ran (its journal):");
+            for l in log.lines().filter(|l| l.contains("->")) {
+                println!("  {l}");
+            }
+            println!(
+                "now: MemoryMax={} CPUQuotaPerSecUSec={} (systemctl show)",
+                after["MemoryMax"], after["CPUQuotaPerSecUSec"]
+            );
+        }
         Err(e) => println!("no live adjustment seen: {e}"),
     }
     let status = lab.exec(&["/opt/sparrow/bin/systemd-sparrow", "status", unit])?;
