@@ -23,6 +23,8 @@ use crate::spec::ProbeSpec;
 use crate::state::StateStore;
 use crate::systemd::{Connector, Systemd, SystemdError, Via};
 
+/// Wall-clock limit of a `check` closure, whatever its `timeout` says.
+const CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Wall-clock limit of an `on_failure` closure (it may run tasks).
 const ON_FAILURE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -230,7 +232,10 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
             } => {
                 let timeout = std::time::Duration::from_millis(timeout_ms);
                 if probe == ProbeSpec::Closure {
-                    let left = self.evaluator.call(Call::Check { unit, seq }, timeout);
+                    // An evaluator is shared with every unit's closures:
+                    // a check holds it for at most CHECK_LIMIT.
+                    let limit = timeout.min(CHECK_LIMIT);
+                    let left = self.evaluator.call(Call::Check { unit, seq }, limit);
                     return left.map(|c| c.refused("every evaluator is busy"));
                 }
                 let prober = self.prober.clone();

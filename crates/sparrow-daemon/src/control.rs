@@ -216,6 +216,10 @@ pub struct HealthStatus {
     pub budget_window_ms: u64,
     /// Spent: no restarts until healthy again or `systemd-sparrow reset`.
     pub budget_exhausted: bool,
+    /// Why the check closure is not called any more (it took its evaluator
+    /// process down), until the definitions are read again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<String>,
 }
 
 /// `status`.

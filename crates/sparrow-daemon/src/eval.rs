@@ -463,7 +463,9 @@ fn work(
                     report(PoolEvent::Alerts(alerts_of(call.unit(), r.alerts)));
                 }
                 let took = Duration::from_micros(r.took_us);
-                report(PoolEvent::Called(call.done(took, r.result, r.logs)));
+                report(PoolEvent::Called(
+                    call.done(took, r.result, r.logs, r.crashed),
+                ));
             }
             Job::Eval { units, origin } => {
                 let mut batch = Vec::with_capacity(units.len());

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -154,9 +154,12 @@ impl Prober {
             None => host.to_string(),
         };
         let mut req = hyper::Request::get(path)
-            .header(hyper::header::HOST, authority)
             .header(hyper::header::USER_AGENT, "systemd-sparrowd")
             .header(hyper::header::CONNECTION, "close");
+        // A `Host:` of the definition's replaces the URL's (virtual hosts).
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req = req.header(hyper::header::HOST, authority);
+        }
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -170,10 +173,22 @@ impl Prober {
                 .map_err(|e| format!("HTTP: {e}"))?;
             let code = res.status().as_u16();
             let body = if want.body.is_some() || want.regex.is_some() {
-                match Limited::new(res.into_body(), MAX_BODY).collect().await {
-                    Ok(b) => Some(b.to_bytes()),
-                    Err(e) => return Err(format!("HTTP {code}: reading the body: {e}")),
+                // The first MAX_BODY bytes are judged; the rest is not read.
+                let mut body = res.into_body();
+                let mut got = Vec::new();
+                while got.len() < MAX_BODY {
+                    match body.frame().await {
+                        None => break,
+                        Some(Ok(f)) => {
+                            if let Ok(data) = f.into_data() {
+                                got.extend_from_slice(&data);
+                            }
+                        }
+                        Some(Err(e)) => return Err(format!("HTTP {code}: reading the body: {e}")),
+                    }
                 }
+                got.truncate(MAX_BODY);
+                Some(Bytes::from(got))
             } else {
                 None
             };
@@ -202,8 +217,12 @@ impl Prober {
             match &*c {
                 Some(c) => c.clone(),
                 None => {
+                    // As the http probe: no pool, no redirects, no proxy
+                    // from the environment.
                     let built = reqwest::Client::builder()
                         .pool_max_idle_per_host(0)
+                        .redirect(reqwest::redirect::Policy::none())
+                        .no_proxy()
                         .user_agent("systemd-sparrowd")
                         .build()
                         .map_err(|e| format!("HTTPS client: {e}"))?;
@@ -216,12 +235,21 @@ impl Prober {
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
-        let res = req.send().await.map_err(|e| format!("HTTPS: {e}"))?;
+        // Without the URL: its path or query may hold a secret, and this
+        // message goes to the journal, status and alerts.
+        let res = req
+            .send()
+            .await
+            .map_err(|e| format!("HTTPS: {}", e.without_url()))?;
         let code = res.status().as_u16();
         let body = if want.body.is_some() || want.regex.is_some() {
             let mut got = Vec::new();
             let mut res = res;
-            while let Some(chunk) = res.chunk().await.map_err(|e| format!("HTTPS body: {e}"))? {
+            while let Some(chunk) = res
+                .chunk()
+                .await
+                .map_err(|e| format!("HTTPS body: {}", e.without_url()))?
+            {
                 got.extend_from_slice(&chunk);
                 if got.len() >= MAX_BODY {
                     got.truncate(MAX_BODY);
@@ -275,8 +303,13 @@ impl Want<'_> {
 }
 
 /// An exec probe: exit 0 passes. Its own process group, killed whole when
-/// the probe is cut (the future is dropped at the timeout).
+/// the probe is cut (the future is dropped at the timeout) or when
+/// something it left behind still holds its stderr after it exited.
 async fn exec(argv: &[String]) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    if !argv[0].starts_with('/') {
+        return Err(format!("{:?} is not an absolute path", argv[0]));
+    }
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .stdin(std::process::Stdio::null())
@@ -284,33 +317,49 @@ async fn exec(argv: &[String]) -> Result<(), String> {
         .stderr(std::process::Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
-    let group = child.id().map(|p| p as i32);
-    // Kills the group when the probe ends early (timeout): kill_on_drop
-    // reaches only the child itself.
-    struct Group(Option<i32>, bool);
-    impl Drop for Group {
-        fn drop(&mut self) {
-            if let (Some(g), false) = (self.0, self.1) {
-                // SAFETY: kill(2) on a process group we created; no memory is touched.
-                unsafe {
-                    libc::kill(-g, libc::SIGKILL);
-                }
+    let mut guard = Group(child.id().map(|p| p as i32));
+    let mut stderr = child.stderr.take();
+    // The tail of stderr only: a command may print without end.
+    let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let keep = tail.clone();
+    let reader = tokio::spawn(async move {
+        let Some(err) = stderr.as_mut() else { return };
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let mut t = keep.lock().unwrap_or_else(|p| p.into_inner());
+            t.extend_from_slice(&buf[..n]);
+            if t.len() > 2 * STDERR_TAIL {
+                let cut = t.len() - STDERR_TAIL;
+                t.drain(..cut);
             }
         }
-    }
-    let mut guard = Group(group, false);
-    let out = child
-        .wait_with_output()
+    });
+    let status = child
+        .wait()
         .await
         .map_err(|e| format!("{}: {e}", argv[0]))?;
-    guard.1 = true;
-    if out.status.success() {
+    // A moment for the rest of stderr; a process it left behind that holds
+    // stderr open (still in its group) is killed with the group.
+    if tokio::time::timeout(Duration::from_millis(100), reader)
+        .await
+        .is_ok()
+    {
+        guard.0 = None;
+    }
+    drop(guard);
+    if status.success() {
         return Ok(());
     }
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = {
+        let t = tail.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&t).into_owned()
+    };
     let tail: String = err
         .trim_end()
         .chars()
@@ -320,7 +369,7 @@ async fn exec(argv: &[String]) -> Result<(), String> {
         .into_iter()
         .rev()
         .collect();
-    let how = match out.status.code() {
+    let how = match status.code() {
         Some(c) => format!("exited with status {c}"),
         None => "was killed by a signal".to_string(),
     };
@@ -330,6 +379,23 @@ async fn exec(argv: &[String]) -> Result<(), String> {
         format!("{} {how}: {tail}", argv[0])
     })
 }
+
+/// Kills a probe's process group when dropped, unless cleared.
+struct Group(Option<i32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(g) = self.0 {
+            // SAFETY: kill(2) on a process group we created; no memory is touched.
+            unsafe {
+                libc::kill(-g, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Bytes of an exec probe's stderr kept for its failure message.
+const STDERR_TAIL: usize = 2048;
 
 #[cfg(test)]
 mod tests;

@@ -93,6 +93,9 @@ pub(crate) struct CallReply {
     /// `alert()` calls: (message, severity).
     #[serde(default)]
     pub alerts: Vec<(String, String)>,
+    /// Set by the daemon, never sent: the process died or was killed.
+    #[serde(skip)]
+    pub crashed: bool,
 }
 
 /// What one source gave the daemon.
@@ -246,6 +249,7 @@ pub fn serve() -> u8 {
                     logs,
                     took_us: start.elapsed().as_micros() as u64,
                     alerts: take_alerts(),
+                    crashed: false,
                 })
             }
         };

@@ -69,9 +69,15 @@ pub fn serve() -> u8 {
                     if let Some(d) = l.diagnostics.iter().find(|d| d.is_error()) {
                         return Err(d.to_string());
                     }
-                    let decl = l.units.iter().find(|d| matches(d, &unit)).ok_or_else(|| {
-                        format!("{} does not declare {unit}", source.path.display())
-                    })?;
+                    // The unit itself when declared, else its template.
+                    let decl = l
+                        .units
+                        .iter()
+                        .find(|d| d.name.as_str() == unit)
+                        .or_else(|| l.units.iter().find(|d| matches(d, &unit)))
+                        .ok_or_else(|| {
+                            format!("{} does not declare {unit}", source.path.display())
+                        })?;
                     plan(decl, stage)
                 });
                 let reply = match result {

@@ -1,7 +1,7 @@
 //! `systemd-sparrow hook run UNIT STAGE`: runs one lifecycle stage of a
 //! unit (a `hooks.*` closure, or the `orchestration.startup_sequence`) from
 //! the command line the generator wrote into the unit
-//! (`ExecStartPre=/usr/bin/systemd-sparrow hook run %n pre_start`).
+//! (`ExecStartPre=/usr/bin/systemd-sparrow hook run -- %n pre_start`).
 //!
 //! The runner finds the definition through the generated unit's
 //! `SourcePath=`, reads it with the shared loader's rules, and evaluates it
@@ -213,8 +213,14 @@ fn context(unit: &str, stage: Stage) -> serde_json::Value {
         },
         None => (unit.to_string(), String::new()),
     };
-    let environment: serde_json::Map<String, serde_json::Value> = std::env::vars()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
+    // Lossy: a variable that is not UTF-8 must not stop the hook.
+    let environment: serde_json::Map<String, serde_json::Value> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                serde_json::Value::String(v.to_string_lossy().into_owned()),
+            )
+        })
         .collect();
     serde_json::json!({
         "unit": unit,

@@ -74,18 +74,19 @@ fn template_of(unit: &str) -> Option<String> {
     (!instance.is_empty()).then(|| format!("{prefix}@.{suffix}"))
 }
 
-/// A regular file's text, `None` when it does not exist.
-fn read_small(path: &Path) -> std::io::Result<Option<String>> {
-    let file = match std::fs::File::open(path) {
+/// A regular file's text, `None` when it does not exist. Through the shared
+/// reader: opened non-blocking, regular files on real file systems only (a
+/// FIFO or a link to `/proc/kmsg` in its place must not hang the start).
+fn read_small(path: &Path) -> Result<Option<String>, String> {
+    let file = match sparrow_source::read::open_regular(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) if e.not_found => return Ok(None),
+        Err(e) => return Err(e.reason),
     };
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
     let mut text = String::new();
-    file.take(MAX_UNIT).read_to_string(&mut text)?;
+    file.take(MAX_UNIT)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read: {e}"))?;
     Ok(Some(text))
 }
 

@@ -32,6 +32,21 @@ pub(crate) fn not_acted_on(unit: &UnitDecl) -> Vec<(String, String)> {
             note(key, format!("`{key}`"));
         }
     }
+    if unit.name.is_template() {
+        // Hooks and sequences run per instance (`%n`); the daemon does not
+        // track instances yet.
+        for (key, present) in [
+            ("health", rt.health.is_some()),
+            ("monitor", rt.monitor.resources.is_some()),
+        ] {
+            if present {
+                out.push((
+                    key.to_string(),
+                    format!("`{key}` of a template is checked but not acted on yet: systemd-sparrowd does not manage template instances"),
+                ));
+            }
+        }
+    }
     for key in &unit.dynamic_keys {
         let live = keys::lookup(key).is_some_and(keys::is_resource);
         if !live {

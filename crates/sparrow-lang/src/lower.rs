@@ -447,7 +447,8 @@ fn hook_lines(
     let sect = file.section("Service").expect("valid section");
     for (_, stage, directive, ignore) in wanted {
         let line = Value::Verbatim(format!(
-            "{}{runner} hook run %n {stage}",
+            // `--`: a unit name may start with `-`.
+            "{}{runner} hook run -- %n {stage}",
             if *ignore { "-" } else { "" }
         ));
         let pushed = if *directive == "ExecStop" {

@@ -309,28 +309,12 @@ pub fn validate(
             ),
             Err(i) => fail(errors, i),
         },
-        Shape::Regex => match value::text(v) {
-            Ok(s) => match regex::RegexBuilder::new(&s.text)
-                .size_limit(1 << 20)
-                .build()
-            {
-                Ok(_) => Some(RtValue::Str(s.text)),
-                Err(e) => fail(
-                    errors,
-                    Issue::new(format!("{:?} is not a valid regex: {e}", s.text)),
-                ),
-            },
-            Err(i) => fail(errors, i),
-        },
-        Shape::Header => match value::text(v).map(|s| s.text) {
-            Ok(s) if value::header(&s).is_some() => Some(RtValue::Str(s)),
-            Ok(s) => fail(
-                errors,
-                Issue::new(format!("{s:?} is not a header line"))
-                    .help("write \"Name: value\", e.g. \"Authorization: Bearer TOKEN\""),
-            ),
-            Err(i) => fail(errors, i),
-        },
+        Shape::Regex => {
+            value::regex_text(v).map_or_else(|i| fail(errors, i), |r| Some(RtValue::Str(r)))
+        }
+        Shape::Header => {
+            value::header_text(v).map_or_else(|i| fail(errors, i), |h| Some(RtValue::Str(h)))
+        }
         Shape::Bool => match value::boolean(v) {
             Ok(b) => Some(RtValue::Bool(b)),
             Err(i) => fail(errors, i),
@@ -383,7 +367,7 @@ pub fn validate(
             Ok(names) => Some(RtValue::Units(names)),
             Err(i) => fail(errors, i),
         },
-        Shape::Command => match command_words(v) {
+        Shape::Command => match value::absolute_command(v) {
             Ok(words) => Some(RtValue::Command(words)),
             Err(i) => fail(errors, i),
         },

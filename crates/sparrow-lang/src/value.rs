@@ -7,6 +7,9 @@
 use rhai::{Array, Dynamic, FnPtr, ImmutableString};
 use sparrow_unit::{UnitName, UnitType};
 
+mod commands;
+pub use commands::{absolute_command, command_words, header, header_text, regex_text};
+
 /// What is wrong with a value, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Issue {
@@ -453,34 +456,6 @@ pub fn unit_names(v: &Dynamic, default: Option<UnitType>) -> Result<Vec<String>,
         return Err(Issue::new("expected at least one unit name"));
     }
     Ok(out)
-}
-
-/// A command as an argv: a string is split with systemd's quoting rules.
-pub fn command_words(v: &Dynamic) -> Result<Vec<String>, Issue> {
-    let words = match array(v) {
-        Some(items) => items
-            .iter()
-            .map(|w| text(w).map(|s| s.text))
-            .collect::<Result<Vec<_>, _>>()?,
-        None => {
-            let s = text(v)?.text;
-            sparrow_unit::parse::split_words(&s).map_err(|e| Issue::new(e.to_string()))?
-        }
-    };
-    if words.is_empty() || words[0].is_empty() {
-        return Err(Issue::new("the command is empty"));
-    }
-    Ok(words)
-}
-
-/// `"Name: value"` split into its name and value, when the name is an HTTP
-/// token and neither has a control character.
-pub fn header(line: &str) -> Option<(&str, &str)> {
-    let (name, value) = line.split_once(':')?;
-    let value = value.trim();
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    (!name.is_empty() && name.chars().all(token) && !value.chars().any(char::is_control))
-        .then_some((name, value))
 }
 
 #[cfg(test)]

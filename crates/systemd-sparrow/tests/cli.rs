@@ -84,7 +84,7 @@ fn render_output_writes_units_and_symlinks() {
         .arg(&out));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("wrote 18 units to"),
+        text(&o.stderr).contains("wrote 19 units to"),
         "{}",
         text(&o.stderr)
     );
@@ -172,7 +172,7 @@ fn check_is_clean_on_the_examples_and_notes_runtime_keys() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(
-        err.contains("18 unit(s), 0 error(s), 0 warning(s)"),
+        err.contains("19 unit(s), 0 error(s), 0 warning(s)"),
         "{err}"
     );
     assert!(

@@ -1,5 +1,5 @@
 //! Lifecycle hooks and startup sequences in the lab: the generator writes
-//! `ExecStartPre=/usr/local/bin/systemd-sparrow hook run %n ...` lines (the
+//! `ExecStartPre=/usr/local/bin/systemd-sparrow hook run -- %n ...` lines (the
 //! lab installs the binary where the README's manual install puts it), and
 //! systemd runs them: a failing `pre_start` fails `systemctl start` with its
 //! message in the unit's journal, a startup sequence runs in order and its
@@ -78,7 +78,7 @@ fn hooks_gate_the_start_and_sequences_run_in_order() {
     let pre = lab.prop("gate.service", "ExecStartPre").unwrap();
     assert!(
         pre.contains("path=/usr/local/bin/systemd-sparrow")
-            && pre.contains("hook run gate.service pre_start"),
+            && pre.contains("hook run -- gate.service pre_start"),
         "{pre}"
     );
 

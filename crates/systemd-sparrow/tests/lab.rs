@@ -282,7 +282,21 @@ fn the_demo_boots_the_examples_and_reports() {
         "{out}"
     );
     assert!(
-        out.contains("systemd-sparrowd resized adaptive-api.service while it ran: MemoryMax"),
+        out.contains("systemd-sparrowd resized adaptive-api.service while it ran (its journal):"),
+        "{out}"
+    );
+    // Heal and recover: the health check fails, the daemon restarts the
+    // service, its startup sequence puts it right.
+    assert!(
+        out.contains("restarting healing.service (restart 1 of at most 3 within 10 min)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("healing.service healed: restarted by the daemon (MainPID"),
+        "{out}"
+    );
+    assert!(
+        out.contains("step 2/2 (/bin/sh -c echo ok > /run/healing/health): done"),
         "{out}"
     );
     assert!(

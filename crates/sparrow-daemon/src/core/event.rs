@@ -102,7 +102,9 @@ pub enum Event {
         /// Passed or failed, with the latency.
         outcome: sparrow_policy::health::Outcome,
     },
-    /// A probe could not be started (every evaluator busy): try again soon.
+    /// A probe could not be run: every evaluator was busy (try again
+    /// soon), or the check closure took its evaluator process down
+    /// (`crashed`: do not call it again until the definitions change).
     NotProbed {
         /// The unit.
         unit: String,
@@ -110,6 +112,8 @@ pub enum Event {
         seq: u64,
         /// Why.
         why: String,
+        /// The closure crashed its process (or had to be killed).
+        crashed: bool,
     },
     /// A restart was asked of systemd (queued), or why not.
     Restarted {

@@ -28,9 +28,17 @@ const RETRY_MS: Millis = 1_000;
 struct Probing {
     spec: HealthSpec,
     check: Check,
-    /// Bumped on every (re)start: results of older probes are ignored.
+    /// Bumped on every (re)start and change of the check: results of older
+    /// probes are ignored.
     seq: u64,
-    in_flight: bool,
+    /// The probe in flight (its seq): at most one per unit, whatever run
+    /// of the unit it belongs to.
+    in_flight: Option<u64>,
+    /// Why the check closure is no longer called (it took its evaluator
+    /// process down); cleared when the definitions are read again.
+    quarantined: Option<String>,
+    /// When `on_failure: "alert"` last alerted (at most once per budget window).
+    last_alert: Option<Millis>,
     probes: u64,
     restarts: u64,
     /// Restarts within the window; a copy of what is persisted.
@@ -92,8 +100,16 @@ impl Health {
         match p.spec.on_failure {
             FailureAction::Nothing => {}
             FailureAction::Alert => {
-                let msg = format!("{unit} is unhealthy: {why}");
-                Health::alert(cx, unit, p, Severity::Warning, msg);
+                // A flapping unit alerts once per window, not once per flap.
+                let window = p.spec.budget.within_ms;
+                let recent = p
+                    .last_alert
+                    .is_some_and(|t| cx.now.mono.saturating_sub(t) < window);
+                if !recent {
+                    p.last_alert = Some(cx.now.mono);
+                    let msg = format!("{unit} is unhealthy: {why}");
+                    Health::alert(cx, unit, p, Severity::Warning, msg);
+                }
             }
             FailureAction::Closure => cx.out.push(Action::OnFailure {
                 unit: unit.to_string(),
@@ -105,6 +121,16 @@ impl Health {
                     "restarts": p.restarts,
                 }),
             }),
+            FailureAction::Restart if !cx.connected => {
+                // Nothing spent: the next failures (after reconnecting) try again.
+                cx.log(
+                    Level::Error,
+                    Some(unit),
+                    &format!("cannot restart {unit}: not connected to systemd"),
+                );
+                p.check.health = State::Unknown;
+                p.check.failures = 0;
+            }
             FailureAction::Restart => {
                 let rule = p.spec.budget;
                 let allowance = p.budget.request(cx.now.mono, &rule);
@@ -150,11 +176,31 @@ impl Feature for Health {
             };
             let p = match self.units.remove(name) {
                 Some(mut old) if old.spec == spec => {
-                    old.spec = spec;
+                    // Read again: a quarantined check gets another chance.
+                    old.quarantined = None;
                     old
                 }
-                // New, or its check changed: start counting afresh.
-                _ => {
+                // Its check changed: count afresh, but a probe of the old
+                // check still in flight stays the only one (its result is
+                // ignored), and the budget is the unit's, not the check's.
+                Some(old) => {
+                    let mut check = Check::default();
+                    if unit.active() {
+                        check.started(cx.now.mono, &spec.timing);
+                    }
+                    Probing {
+                        spec,
+                        check,
+                        seq: old.seq + 1,
+                        in_flight: old.in_flight,
+                        quarantined: None,
+                        last_alert: old.last_alert,
+                        probes: old.probes,
+                        restarts: old.restarts,
+                        budget: old.budget,
+                    }
+                }
+                None => {
                     let mut check = Check::default();
                     if unit.active() {
                         check.started(cx.now.mono, &spec.timing);
@@ -163,18 +209,25 @@ impl Feature for Health {
                         spec,
                         check,
                         seq: 0,
-                        in_flight: false,
+                        in_flight: None,
+                        quarantined: None,
+                        last_alert: None,
                         probes: 0,
                         restarts: 0,
-                        // What a previous run of the daemon spent.
+                        // What a previous run of the daemon (or an earlier
+                        // load that lacked the unit) spent.
                         budget: cx.persisted.budgets.get(name).cloned().unwrap_or_default(),
                     }
                 }
             };
             next.insert(name.clone(), p);
         }
-        // Budgets of units no longer defined go; the others stay.
-        cx.persisted.budgets.retain(|u, _| next.contains_key(u));
+        // A unit missing from one load (its file broken for a moment) keeps
+        // its spent budget; budgets with nothing left to remember go.
+        let keep = |b: &Budget| b.exhausted || !b.restarts.is_empty();
+        cx.persisted
+            .budgets
+            .retain(|u, b| next.contains_key(u) || keep(b));
         self.units = next;
     }
 
@@ -182,7 +235,6 @@ impl Feature for Health {
         if let Some(p) = self.units.get_mut(unit) {
             p.check.started(cx.now.mono, &p.spec.timing);
             p.seq += 1;
-            p.in_flight = false;
         }
     }
 
@@ -199,14 +251,13 @@ impl Feature for Health {
                 if p.check.due.is_some() {
                     p.check.stopped();
                     p.seq += 1;
-                    p.in_flight = false;
                 }
                 continue;
             }
-            if p.in_flight || !p.check.is_due(now) {
+            if p.in_flight.is_some() || p.quarantined.is_some() || !p.check.is_due(now) {
                 continue;
             }
-            p.in_flight = true;
+            p.in_flight = Some(p.seq);
             p.probes += 1;
             cx.out.push(Action::Probe {
                 unit: name.clone(),
@@ -220,7 +271,11 @@ impl Feature for Health {
     fn next_wake(&self, units: &BTreeMap<String, Unit>, _connected: bool) -> Option<Millis> {
         self.units
             .iter()
-            .filter(|(n, p)| !p.in_flight && units.get(*n).is_some_and(Unit::active))
+            .filter(|(n, p)| {
+                p.in_flight.is_none()
+                    && p.quarantined.is_none()
+                    && units.get(*n).is_some_and(Unit::active)
+            })
             .filter_map(|(_, p)| p.check.due)
             .min()
     }
@@ -235,10 +290,12 @@ impl Feature for Health {
             Event::Probed { unit, seq, outcome } => {
                 // Not a unit with a check (any more): consumed all the same.
                 let p = self.units.get_mut(&unit)?;
-                if p.seq != seq {
-                    return None; // from before a restart or a stop
+                if p.in_flight == Some(seq) {
+                    p.in_flight = None;
                 }
-                p.in_flight = false;
+                if p.seq != seq {
+                    return None; // from before a restart, a stop or a change
+                }
                 match p.check.record(cx.now.mono, outcome, &p.spec.timing) {
                     Edge::None => {}
                     Edge::BecameHealthy => {
@@ -251,9 +308,26 @@ impl Feature for Health {
                     Edge::BecameUnhealthy => self.unhealthy(&unit, cx),
                 }
             }
-            Event::NotProbed { unit, seq, why } => {
-                if let Some(p) = self.units.get_mut(&unit).filter(|p| p.seq == seq) {
-                    p.in_flight = false;
+            Event::NotProbed {
+                unit,
+                seq,
+                why,
+                crashed,
+            } => {
+                let p = self.units.get_mut(&unit)?;
+                if p.in_flight == Some(seq) {
+                    p.in_flight = None;
+                }
+                if crashed {
+                    // Calling it again would crash again: not the unit's
+                    // failure, and not retried until the definitions change.
+                    cx.log(
+                        Level::Error,
+                        Some(&unit),
+                        &format!("the check of {unit} is not run any more: {why}; fix its definition, then systemd-sparrow reload"),
+                    );
+                    p.quarantined = Some(why);
+                } else if p.seq == seq {
                     p.check.due = Some(cx.now.mono + RETRY_MS);
                     cx.log(
                         Level::Warn,
@@ -307,8 +381,8 @@ impl Feature for Health {
         if units.get(unit).is_some_and(Unit::active) {
             p.check.started(cx.now.mono, &p.spec.timing);
             p.seq += 1;
-            p.in_flight = false;
         }
+        p.last_alert = None;
         cx.log(
             Level::Info,
             Some(unit),
@@ -340,8 +414,9 @@ impl Feature for Health {
             next_probe_in_ms: p
                 .check
                 .due
-                .filter(|_| !p.in_flight)
+                .filter(|_| p.in_flight.is_none() && p.quarantined.is_none())
                 .map(|d| d.saturating_sub(now.mono)),
+            quarantined: p.quarantined.clone(),
             probes: p.probes,
             restarts: p.restarts,
             restarts_in_window: p

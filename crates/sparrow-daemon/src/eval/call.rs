@@ -43,6 +43,7 @@ impl Call {
                 unit,
                 seq,
                 why: why.to_string(),
+                crashed: false,
             },
             Call::OnFailure { unit, .. } => Event::OnFailureDone {
                 unit,
@@ -52,8 +53,27 @@ impl Call {
         }
     }
 
-    /// The event for a call that ran (`took` is the closure's time).
-    pub fn done(self, took: Duration, result: Result<(), String>, logs: Vec<String>) -> Event {
+    /// The event for a call that ran (`took` is the closure's time); with
+    /// `crashed`, it took its evaluator process down (`result` says how).
+    pub fn done(
+        self,
+        took: Duration,
+        result: Result<(), String>,
+        logs: Vec<String>,
+        crashed: bool,
+    ) -> Event {
+        match (self, result) {
+            (Call::Check { unit, seq }, Err(why)) if crashed => Event::NotProbed {
+                unit,
+                seq,
+                why,
+                crashed,
+            },
+            (call, result) => call.ran(took, result, logs),
+        }
+    }
+
+    fn ran(self, took: Duration, result: Result<(), String>, logs: Vec<String>) -> Event {
         match self {
             Call::Check { unit, seq } => Event::Probed {
                 unit,
@@ -76,6 +96,7 @@ impl Proc {
             logs: Vec::new(),
             took_us: took.as_micros() as u64,
             alerts: Vec::new(),
+            crashed: true,
         };
         self.ensure();
         let Some(w) = self.child.as_mut() else {

@@ -27,12 +27,20 @@ async fn server(status: u16, body: &'static str, delay: Duration) -> u16 {
                     }
                 }
                 tokio::time::sleep(delay).await;
-                let head = String::from_utf8_lossy(&got).to_string();
+                let head = String::from_utf8_lossy(&got).to_lowercase();
                 let body = if head.contains("x-probe: yes") {
                     format!("{body} header-seen")
+                } else if head.contains("host: vhost.example") {
+                    format!("{body} vhost")
+                } else if head.contains("x-big: yes") {
+                    // More than a body check reads.
+                    format!("{body}{}", "x".repeat(200 * 1024))
                 } else {
                     body.to_string()
                 };
+                if head.matches("host:").count() != 1 {
+                    return;
+                }
                 let resp = format!(
                     "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()

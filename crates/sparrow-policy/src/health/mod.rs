@@ -188,7 +188,8 @@ pub enum Allowance {
     /// Restart (counted).
     Restart,
     /// The budget is spent: do not restart. `alert` is true the first time
-    /// only, so a flapping unit raises one alert, not one per failure.
+    /// only, and at most once per window: a unit that flaps (healthy for a
+    /// probe, then failing again) raises one alert, not one per flap.
     Exhausted {
         /// Raise the (one) alert now.
         alert: bool,
@@ -202,6 +203,9 @@ pub struct Budget {
     pub restarts: VecDeque<Millis>,
     /// Spent: refusing until healthy again or reset.
     pub exhausted: bool,
+    /// When the last "spent" alert was raised.
+    #[serde(default)]
+    pub alerted_at: Option<Millis>,
 }
 
 impl Budget {
@@ -218,8 +222,14 @@ impl Budget {
             self.restarts.push_back(now);
             return Allowance::Restart;
         }
-        let alert = !self.exhausted;
+        let alert = !self.exhausted
+            && self
+                .alerted_at
+                .is_none_or(|t| now.saturating_sub(t) >= rule.within_ms);
         self.exhausted = true;
+        if alert {
+            self.alerted_at = Some(now);
+        }
         Allowance::Exhausted { alert }
     }
 

@@ -127,8 +127,18 @@ fn the_budget_allows_max_restarts_in_a_sliding_window() {
     );
     b.healthy_again();
     assert_eq!(b.request(65_000, &rule), Allowance::Restart);
+    // Spent again within a window of the last alert: refused, no alert
+    // (a flapping unit pages once per window).
     assert_eq!(
         b.request(69_000, &rule),
+        Allowance::Exhausted { alert: false }
+    );
+    b.healthy_again();
+    assert_eq!(b.request(200_000, &rule), Allowance::Restart);
+    assert_eq!(b.request(200_001, &rule), Allowance::Restart);
+    // A window after the last alert: a new one.
+    assert_eq!(
+        b.request(200_002, &rule),
         Allowance::Exhausted { alert: true }
     );
 }
@@ -148,7 +158,7 @@ fn healthy_again_does_not_forget_restarts_still_in_the_window() {
     b.healthy_again();
     assert_eq!(
         b.request(2_000, &rule),
-        Allowance::Exhausted { alert: true }
+        Allowance::Exhausted { alert: false }
     );
     b.reset();
     assert_eq!(b.request(3_000, &rule), Allowance::Restart);
