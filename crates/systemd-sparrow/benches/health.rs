@@ -10,21 +10,30 @@
 //! * **http** (root; the lab): 1,000 units with an HTTP health check every
 //!   second (1,000 checks/s) against a loopback server, and monit (Debian's
 //!   package, installed with apt-get when missing) checking the same URL
-//!   1,000 times a second against the same server. The server is this bench
-//!   binary (`health serve PORT`, copied into the lab), which counts requests
-//!   by User-Agent; its CPU is not counted. Windows alternate between the two
-//!   sides (the side not measured is stopped with SIGSTOP, so each runs alone
+//!   about 1,000 times a second against the same server (`set daemon 1` and
+//!   as many `check host` entries as make 1,000 checks/s: its cycle is the
+//!   checks plus one second, so the count is calibrated, ±5 %, from the
+//!   server's count). The server is this bench binary (`health serve
+//!   PORT`, copied into the lab), which counts requests by User-Agent; its
+//!   CPU is not counted. Windows alternate between the two sides (the side not measured is stopped with SIGSTOP, so each runs alone
 //!   and every window starts with a few seconds to settle); CPU is utime +
 //!   stime from `/proc` (the daemon, its evaluator processes, monit),
 //!   divided by the window and by the requests the server counted. Then the
-//!   same with the daemon, monit and the server all pinned to CPU 0.
+//!   same with the daemon, monit and the server all pinned to CPU 0
+//!   (`taskset -a -p -c 0` on the daemon's threads, its evaluators and the
+//!   server; monit restarted with `CPUAffinity=0`). When the daemon misses
+//!   a target and `perf` is installed, a 10 s cpu-clock profile of it
+//!   (from the host, by its host PID) is printed (`SPARROW_BENCH_PERF=0`:
+//!   never, `=1`: always).
 //!
 //! Run: `cargo bench -p systemd-sparrow --bench health`. Knobs:
 //! `SPARROW_BENCH_RUNS=hook,http` picks parts; `SPARROW_BENCH_SECONDS` (20)
 //! is a window's length, `SPARROW_BENCH_WINDOWS` (3) the windows per side
 //! and configuration; `SPARROW_BENCH_UNITS` (1000) and
 //! `SPARROW_BENCH_INTERVAL` (`1s`) the daemon's checks;
-//! `SPARROW_BENCH_HOOK_RUNS` (50) the runs of each command.
+//! `SPARROW_BENCH_HOOK_RUNS` (50) the runs of each command;
+//! `SPARROW_BENCH_SETTLE` (5) the seconds before each window. About 7
+//! minutes in all.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -194,14 +203,25 @@ fn spawn_time(argv: &[&str]) -> f64 {
     ms
 }
 
+#[derive(Default)]
 struct HookTimes {
-    hook: f64,
-    truth: f64,
-    version: f64,
-    spread: (f64, f64),
+    hook: Vec<f64>,
+    truth: Vec<f64>,
+    version: Vec<f64>,
 }
 
-fn hook_times(runs: usize, source: &str) -> HookTimes {
+impl HookTimes {
+    fn spread(&self) -> (f64, f64) {
+        let min = self.hook.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.hook.iter().copied().fold(0.0, f64::max);
+        (min, max)
+    }
+}
+
+/// `runs` of each command on all CPUs and pinned to CPU 0, interleaved
+/// (each round runs the three commands in a rotating order, on all CPUs
+/// then on one), so that both configurations see the same noise.
+fn hook_times(runs: usize, source: &str) -> (HookTimes, HookTimes) {
     let hook = [
         SPARROW,
         "hook",
@@ -218,25 +238,22 @@ fn hook_times(runs: usize, source: &str) -> HookTimes {
         spawn_time(&truth);
         spawn_time(&version);
     }
-    let (mut h, mut t, mut v) = (Vec::new(), Vec::new(), Vec::new());
+    let all: Vec<usize> = (0..cores()).collect();
+    let (mut wide, mut one) = (HookTimes::default(), HookTimes::default());
     for i in 0..runs {
-        // Interleaved, in a rotating order.
-        for k in 0..3 {
-            match (i + k) % 3 {
-                0 => h.push(spawn_time(&hook)),
-                1 => t.push(spawn_time(&truth)),
-                _ => v.push(spawn_time(&version)),
+        for (cpus, t) in [(&all[..], &mut wide), (&[0][..], &mut one)] {
+            pin(cpus);
+            for k in 0..3 {
+                match (i + k) % 3 {
+                    0 => t.hook.push(spawn_time(&hook)),
+                    1 => t.truth.push(spawn_time(&truth)),
+                    _ => t.version.push(spawn_time(&version)),
+                }
             }
         }
     }
-    let min = h.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = h.iter().copied().fold(0.0, f64::max);
-    HookTimes {
-        hook: median(&h),
-        truth: median(&t),
-        version: median(&v),
-        spread: (min, max),
-    }
+    pin(&all);
+    (wide, one)
 }
 
 fn hook_bench(runs: usize) {
@@ -264,16 +281,16 @@ fn hook_bench(runs: usize) {
         "hook run failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let all: Vec<usize> = (0..cores()).collect();
-    let wide = hook_times(runs, source);
-    pin(&[0]);
-    let one = hook_times(runs, source);
-    pin(&all);
-
+    let (w, o) = hook_times(runs, source);
+    let (ws, os) = (w.spread(), o.spread());
+    let (wide, one) = (
+        [median(&w.hook), median(&w.truth), median(&w.version)],
+        [median(&o.hook), median(&o.truth), median(&o.version)],
+    );
     println!();
     println!(
         "hook start-up: `systemd-sparrow hook run --source FILE UNIT pre_start` of `pre_start: || true`, \
-         medians of {runs} interleaved runs each, spawned and waited for from this process \
+         medians of {runs} runs of each command in each configuration, all interleaved, each spawned and waited for from this process \
          ({} CPUs; nproc {})",
         cores(),
         nproc()
@@ -286,32 +303,32 @@ fn hook_bench(runs: usize) {
     println!("|---|---|---|---|");
     println!(
         "| `hook run ... pre_start` | **{:.2} ms** ({}; runs {:.2}-{:.2} ms) | **{:.2} ms** ({}; runs {:.2}-{:.2} ms) | ≤ 10 ms |",
-        wide.hook,
-        verdict(wide.hook <= 10.0),
-        wide.spread.0,
-        wide.spread.1,
-        one.hook,
-        verdict(one.hook <= 10.0),
-        one.spread.0,
-        one.spread.1,
+        wide[0],
+        verdict(wide[0] <= 10.0),
+        ws.0,
+        ws.1,
+        one[0],
+        verdict(one[0] <= 10.0),
+        os.0,
+        os.1,
     );
     println!(
         "| `/bin/true` spawned the same way | {:.2} ms | {:.2} ms | |",
-        wide.truth, one.truth
+        wide[1], one[1]
     );
     println!(
         "| `systemd-sparrow --version` | {:.2} ms | {:.2} ms | |",
-        wide.version, one.version
+        wide[2], one[2]
     );
     println!(
         "| hook ÷ `/bin/true` | {:.1}× | {:.1}× | |",
-        wide.hook / wide.truth,
-        one.hook / one.truth
+        wide[0] / wide[1],
+        one[0] / one[1]
     );
     println!(
         "| hook ÷ `--version` | {:.1}× | {:.1}× | |",
-        wide.hook / wide.version,
-        one.hook / one.version
+        wide[0] / wide[2],
+        one[0] / one[2]
     );
 }
 
@@ -583,7 +600,9 @@ fn calibrate_monit(lab: &Lab, target: f64, pinned: bool) -> (String, usize, f64)
     for _ in 0..4 {
         pid = start_monit(lab, hosts, pinned);
         std::thread::sleep(Duration::from_secs(3));
-        r = rate(lab, 1, 10);
+        // monit checks in bursts, one a cycle (a little over a second): a
+        // window counts a whole number of them, so it has to be long.
+        r = rate(lab, 1, 20);
         if (r - target).abs() <= target * 0.05 || r <= 0.0 {
             break;
         }
@@ -653,6 +672,54 @@ fn host_pid(lab: &Lab, inner: &str) -> Option<u32> {
         let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
         (nspid.split_whitespace().last()? == inner).then_some(pid)
     })
+}
+
+/// With `perf` on the host: a cpu-clock profile of the daemon (its host
+/// PID) over `secs`; the symbols over 1 % of the samples, by self time.
+fn profile(pid: u32, secs: u64) -> Option<Vec<String>> {
+    let dir = tempfile::tempdir().ok()?;
+    let data = dir.path().join("perf.data");
+    let data = data.to_str()?;
+    let rec = Command::new("perf")
+        .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-p"])
+        .arg(pid.to_string())
+        .args(["-o", data, "--", "sleep"])
+        .arg(secs.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    if !rec.success() {
+        return None;
+    }
+    let out = Command::new("perf")
+        .args([
+            "report",
+            "-i",
+            data,
+            "--no-children",
+            "--stdio",
+            "-g",
+            "none",
+        ])
+        .args(["--sort", "dso,symbol", "--percent-limit", "1"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .map(|l| l.trim_end_matches(" - -").to_string())
+        .map(|l| l.chars().take(140).collect())
+        .take(15)
+        .collect();
+    Some(lines)
 }
 
 fn http_bench(units: usize, interval: &str, windows: usize, secs: u64) {
@@ -742,8 +809,8 @@ fn http_bench(units: usize, interval: &str, windows: usize, secs: u64) {
                     "/bin/bash",
                     "-c",
                     "for u in systemd-sparrowd bench-server; do \
-                       for p in $(cat /sys/fs/cgroup/system.slice/$u.service/cgroup.procs); do \
-                         taskset -a -p -c 0 $p; done; done",
+                       m=$(systemctl show -p MainPID --value $u); \
+                       for p in $m $(pgrep -P $m); do taskset -a -p -c 0 $p; done; done",
                 ],
             );
             let n = out.matches("new affinity list: 0").count();
@@ -769,6 +836,25 @@ fn http_bench(units: usize, interval: &str, windows: usize, secs: u64) {
         run_windows(&lab, &daemon, &monit, windows, secs, settle, &mut cfg);
         configs.push(cfg);
     }
+    // A profile when the daemon misses a target (SPARROW_BENCH_PERF=0: never;
+    // =1: always).
+    let missed = configs.iter().any(|c| {
+        let m = |w: &[Window], f: fn(&Window) -> f64| median(&w.iter().map(f).collect::<Vec<_>>());
+        m(&c.sparrowd, |w| w.cpu) > 10.0
+            || m(&c.monit, |w| w.per_check) < 2.0 * m(&c.sparrowd, |w| w.per_check)
+    });
+    let perf: u8 = env_or("SPARROW_BENCH_PERF", 2);
+    let has_perf = Command::new("sh")
+        .args(["-c", "command -v perf"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut top = None;
+    if perf == 1 || (perf == 2 && missed && has_perf) {
+        signal(&lab, MONIT, "SIGSTOP");
+        signal(&lab, DAEMON, "SIGCONT");
+        std::thread::sleep(Duration::from_secs(settle));
+        top = host_pid(&lab, &daemon).and_then(|p| profile(p, 10));
+    }
     // Both running again, for the sanity figures.
     signal(&lab, DAEMON, "SIGCONT");
     signal(&lab, MONIT, "SIGCONT");
@@ -788,14 +874,16 @@ fn http_bench(units: usize, interval: &str, windows: usize, secs: u64) {
         .filter_map(|u| u["health"]["probes"].as_u64())
         .sum();
     let c = counts(&lab);
+    let monit_failures = lab
+        .sh("grep -i 'failed' /run/monit.log | head -3")
+        .map(|o| o.stdout)
+        .unwrap_or_default();
     let monit_failed = lab
         .sh("grep -c -i 'failed' /run/monit.log || true")
         .map(|o| o.stdout.trim().to_string())
         .unwrap_or_default();
     let server_cpu = lab
-        .sh(&format!(
-            "cat /proc/$(systemctl show -p MainPID --value bench-server)/stat"
-        ))
+        .sh("cat /proc/$(systemctl show -p MainPID --value bench-server)/stat")
         .map(|o| ticks(&o.stdout, false))
         .unwrap_or(0);
 
@@ -881,6 +969,19 @@ fn http_bench(units: usize, interval: &str, windows: usize, secs: u64) {
         // SAFETY: sysconf has no preconditions.
         server_cpu as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
     );
+    for l in monit_failures.lines() {
+        println!("    monit: {l}");
+    }
+    if let Some(top) = top {
+        println!();
+        println!(
+            "perf profile of systemd-sparrowd alone (cpu-clock, 10 s, everything on CPU 0, monit stopped; \
+             self time, symbols over 1 %):"
+        );
+        for l in top {
+            println!("    {l}");
+        }
+    }
     println!("the http part took {:.0} s", began.elapsed().as_secs_f64());
 }
 
