@@ -231,7 +231,7 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                 timeout_ms,
             } => {
                 let timeout = std::time::Duration::from_millis(timeout_ms);
-                if probe == ProbeSpec::Closure {
+                if *probe == ProbeSpec::Closure {
                     // An evaluator is shared with every unit's closures:
                     // a check holds it for at most CHECK_LIMIT.
                     let limit = timeout.min(CHECK_LIMIT);

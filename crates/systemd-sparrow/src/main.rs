@@ -45,3 +45,22 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// As in the generator's binary (which this one also is, under its name):
+/// no transparent huge pages for mimalloc's arenas (zeroing 2 MiB on first
+/// touch costs short-lived processes more than it saves), set before the
+/// first allocation and inherited by evaluator processes. Best effort.
+extern "C" fn no_huge_pages() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
+#[used]
+#[link_section = ".init_array"]
+static NO_HUGE_PAGES: extern "C" fn() = no_huge_pages;
+
+// mimalloc: the generator measured 15% less time than glibc's malloc; the
+// daemon's health probes, a thousand a second, spent a fifth of their CPU
+// in glibc's malloc (perf, benches/health.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -229,7 +229,7 @@ pub enum Action {
         /// Which run of the unit it belongs to.
         seq: u64,
         /// What to probe.
-        probe: crate::spec::ProbeSpec,
+        probe: Arc<crate::spec::ProbeSpec>,
         /// Fail it after this long.
         timeout_ms: u64,
     },

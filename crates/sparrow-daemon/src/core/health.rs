@@ -11,14 +11,15 @@
 //! [`Event::Probed`] with the probe's sequence number, so a result that
 //! belongs to a previous run of the unit is ignored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use sparrow_policy::health::{Allowance, Budget, Check, Edge, Health as State, Outcome};
 
 use super::{Action, Cx, Event, Feature, Level, Millis, Now, Unit};
 use crate::alert::{Alert, Severity};
 use crate::control::{HealthStatus, Request, Response, UnitStatus};
-use crate::spec::{FailureAction, HealthSpec};
+use crate::spec::{FailureAction, HealthSpec, ProbeSpec};
 
 /// A probe no evaluator could take is tried again after this long.
 const RETRY_MS: Millis = 1_000;
@@ -43,12 +44,45 @@ struct Probing {
     restarts: u64,
     /// Restarts within the window; a copy of what is persisted.
     budget: Budget,
+    /// Its entry in the queue of due probes, if any.
+    queued: Option<Millis>,
+    /// Its index in `Health::names` (set at each load).
+    id: u32,
+    /// `spec.probe`, shared with every probe action (no copy per probe).
+    probe: Arc<ProbeSpec>,
 }
 
 /// The feature.
 #[derive(Debug, Default)]
 pub struct Health {
     units: BTreeMap<String, Probing>,
+    /// When each unit's next probe is due, earliest first: a tick and the
+    /// next wake-up cost O(log n) in the number of units, not a scan of
+    /// all of them on every event (a thousand checks per second are a
+    /// thousand events).
+    /// Entries are (due, the unit's index in `names`): no allocation and no
+    /// string comparison per probe.
+    queue: BTreeSet<(Millis, u32)>,
+    names: Vec<String>,
+}
+
+/// Puts `p`'s next probe in the queue (or takes it out): queued when it is
+/// due at some time and neither in flight nor quarantined.
+fn schedule(queue: &mut BTreeSet<(Millis, u32)>, p: &mut Probing) {
+    let want = match (p.in_flight, &p.quarantined, p.check.due) {
+        (None, None, Some(at)) => Some(at),
+        _ => None,
+    };
+    if want == p.queued {
+        return;
+    }
+    if let Some(at) = p.queued.take() {
+        queue.remove(&(at, p.id));
+    }
+    if let Some(at) = want {
+        queue.insert((at, p.id));
+        p.queued = Some(at);
+    }
 }
 
 fn window(ms: u64) -> String {
@@ -189,6 +223,7 @@ impl Feature for Health {
                         check.started(cx.now.mono, &spec.timing);
                     }
                     Probing {
+                        probe: Arc::new(spec.probe.clone()),
                         spec,
                         check,
                         seq: old.seq + 1,
@@ -198,6 +233,8 @@ impl Feature for Health {
                         probes: old.probes,
                         restarts: old.restarts,
                         budget: old.budget,
+                        queued: None,
+                        id: 0,
                     }
                 }
                 None => {
@@ -206,6 +243,7 @@ impl Feature for Health {
                         check.started(cx.now.mono, &spec.timing);
                     }
                     Probing {
+                        probe: Arc::new(spec.probe.clone()),
                         spec,
                         check,
                         seq: 0,
@@ -217,6 +255,8 @@ impl Feature for Health {
                         // What a previous run of the daemon (or an earlier
                         // load that lacked the unit) spent.
                         budget: cx.persisted.budgets.get(name).cloned().unwrap_or_default(),
+                        queued: None,
+                        id: 0,
                     }
                 }
             };
@@ -229,12 +269,31 @@ impl Feature for Health {
             .budgets
             .retain(|u, b| next.contains_key(u) || keep(b));
         self.units = next;
+        self.queue.clear();
+        self.names.clear();
+        for (name, p) in &mut self.units {
+            p.id = self.names.len() as u32;
+            self.names.push(name.clone());
+            p.queued = None;
+            schedule(&mut self.queue, p);
+        }
     }
 
     fn started(&mut self, unit: &str, cx: &mut Cx) {
         if let Some(p) = self.units.get_mut(unit) {
             p.check.started(cx.now.mono, &p.spec.timing);
             p.seq += 1;
+            schedule(&mut self.queue, p);
+        }
+    }
+
+    fn stopped(&mut self, unit: &str, _cx: &mut Cx) {
+        // Checks run only while the unit is active; its counts start afresh
+        // when it starts again.
+        if let Some(p) = self.units.get_mut(unit) {
+            p.check.stopped();
+            p.seq += 1;
+            schedule(&mut self.queue, p);
         }
     }
 
@@ -242,19 +301,19 @@ impl Feature for Health {
 
     fn tick(&mut self, units: &mut BTreeMap<String, Unit>, cx: &mut Cx) {
         let now = cx.now.mono;
-        for (name, p) in &mut self.units {
-            let Some(unit) = units.get(name) else {
+        while self.queue.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, id)) = self.queue.pop_first() else {
+                break;
+            };
+            let Some(name) = self.names.get(id as usize) else {
                 continue;
             };
-            if !unit.active() {
-                // Checks run only while the unit is active.
-                if p.check.due.is_some() {
-                    p.check.stopped();
-                    p.seq += 1;
-                }
+            let Some(p) = self.units.get_mut(name) else {
                 continue;
-            }
-            if p.in_flight.is_some() || p.quarantined.is_some() || !p.check.is_due(now) {
+            };
+            p.queued = None;
+            if !units.get(name).is_some_and(Unit::active) {
+                // Not (yet) seen active: `started` schedules it again.
                 continue;
             }
             p.in_flight = Some(p.seq);
@@ -262,22 +321,14 @@ impl Feature for Health {
             cx.out.push(Action::Probe {
                 unit: name.clone(),
                 seq: p.seq,
-                probe: p.spec.probe.clone(),
+                probe: p.probe.clone(),
                 timeout_ms: p.spec.timing.timeout_ms,
             });
         }
     }
 
-    fn next_wake(&self, units: &BTreeMap<String, Unit>, _connected: bool) -> Option<Millis> {
-        self.units
-            .iter()
-            .filter(|(n, p)| {
-                p.in_flight.is_none()
-                    && p.quarantined.is_none()
-                    && units.get(*n).is_some_and(Unit::active)
-            })
-            .filter_map(|(_, p)| p.check.due)
-            .min()
+    fn next_wake(&self, _units: &BTreeMap<String, Unit>, _connected: bool) -> Option<Millis> {
+        self.queue.first().map(|(at, _)| *at)
     }
 
     fn result(
@@ -294,9 +345,12 @@ impl Feature for Health {
                     p.in_flight = None;
                 }
                 if p.seq != seq {
+                    schedule(&mut self.queue, p);
                     return None; // from before a restart, a stop or a change
                 }
-                match p.check.record(cx.now.mono, outcome, &p.spec.timing) {
+                let edge = p.check.record(cx.now.mono, outcome, &p.spec.timing);
+                schedule(&mut self.queue, p);
+                match edge {
                     Edge::None => {}
                     Edge::BecameHealthy => {
                         cx.log(Level::Info, Some(&unit), &format!("{unit} is healthy"));
@@ -335,6 +389,7 @@ impl Feature for Health {
                         &format!("the check of {unit} could not run ({why}); trying again in 1 s"),
                     );
                 }
+                schedule(&mut self.queue, p);
             }
             Event::Restarted { unit, result } => {
                 if let Err(e) = result {
@@ -383,6 +438,7 @@ impl Feature for Health {
             p.seq += 1;
         }
         p.last_alert = None;
+        schedule(&mut self.queue, p);
         cx.log(
             Level::Info,
             Some(unit),

@@ -127,6 +127,10 @@ pub trait Feature: Send {
     fn load(&mut self, units: &BTreeMap<String, Unit>, cx: &mut Cx);
     /// A unit became active (started, restarted, or first seen active).
     fn started(&mut self, unit: &str, cx: &mut Cx);
+    /// A unit is no longer active (stopping, stopped, failed).
+    fn stopped(&mut self, unit: &str, cx: &mut Cx) {
+        let _ = (unit, cx);
+    }
     /// (Re)connected to systemd: what was read from it may be stale.
     fn connected(&mut self, cx: &mut Cx);
     /// Time passed: start what is due.
@@ -187,6 +191,8 @@ pub struct Core {
     reload_queued: bool,
     reading: bool,
     pid: u32,
+    /// Units active now.
+    active: usize,
     /// When each (unit, message) of `alert()` was last raised.
     alerted: HashMap<(String, String), Millis>,
 }
@@ -229,6 +235,7 @@ impl Core {
             reading: false,
             pid,
             alerted: HashMap::new(),
+            active: 0,
         }
     }
 
@@ -425,6 +432,11 @@ impl Core {
             u.control_group = c;
         }
         let is = u.active();
+        match (was, is) {
+            (false, true) => self.active += 1,
+            (true, false) => self.active -= 1,
+            _ => {}
+        }
         let snap = UnitSnapshot {
             active_state: u.active_state.clone().unwrap_or_default(),
             control_group: u.control_group.clone(),
@@ -440,6 +452,8 @@ impl Core {
                 out.push(Action::ReadInfo(unit.to_string()));
             }
             self.with_features(now, out, &mut |f, _, cx| f.started(unit, cx));
+        } else if was && !is {
+            self.with_features(now, out, &mut |f, _, cx| f.stopped(unit, cx));
         }
     }
 
@@ -480,6 +494,7 @@ impl Core {
         }
         self.snapshot.retain(|u, _| next.contains_key(u));
         self.units = next;
+        self.active = self.units.values().filter(|u| u.active()).count();
         out.push(Action::Watch(self.units.keys().cloned().collect()));
         if self.connected() {
             for u in self.units.keys() {
@@ -510,7 +525,8 @@ impl Core {
 
     /// One line for `STATUS=`.
     pub fn status_line(&self) -> String {
-        let active = self.units.values().filter(|u| u.active()).count();
+        // Counted as units change (built after every event: no walk here).
+        let active = self.active;
         format!(
             "managing {} units ({active} active); {} changes applied; {} evaluation errors; {}",
             self.units.len(),
