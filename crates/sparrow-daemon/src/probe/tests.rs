@@ -228,3 +228,49 @@ async fn tcp_and_exec_probes() {
         .unwrap_err();
     assert!(e.contains("cannot run /nonexistent"), "{e}");
 }
+
+/// A server that answers every connection with `reply` (after reading the
+/// request's head when `read` is set) and closes.
+async fn raw(reply: &'static [u8], read: bool) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            if read {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+            }
+            let _ = s.write_all(reply).await;
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn status_only_probes_refuse_what_is_not_an_http_answer() {
+    let p = prober();
+    let t = Duration::from_secs(5);
+    let ok = raw(b"HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n", true).await;
+    assert_eq!(p.probe(&http(ok, Some(204), None, None), t).await.1, Ok(()));
+    let garbage = raw(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", true).await;
+    let e = p
+        .probe(&http(garbage, None, None, None), t)
+        .await
+        .1
+        .unwrap_err();
+    assert!(e.contains("not an HTTP answer"), "{e}");
+    let silent = raw(b"", true).await;
+    let e = p
+        .probe(&http(silent, None, None, None), t)
+        .await
+        .1
+        .unwrap_err();
+    assert!(e.contains("closed without an answer"), "{e}");
+    let cut = raw(b"HTTP/1.1 200 OK\r\nContent-Le", true).await;
+    let e = p
+        .probe(&http(cut, None, None, None), t)
+        .await
+        .1
+        .unwrap_err();
+    assert!(e.contains("in the middle of the answer's head"), "{e}");
+}
