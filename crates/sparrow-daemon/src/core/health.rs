@@ -64,17 +64,6 @@ pub struct Health {
     /// string comparison per probe.
     queue: BTreeSet<(Millis, u32)>,
     names: Vec<String>,
-    /// Per unit index: how early its probe may go with others (see `tick`).
-    windows: Vec<Millis>,
-}
-
-/// How early a probe may start to go with others that are due: a tenth of
-/// its interval, at most 250 ms. Probes then keep one shared schedule, and
-/// a wake-up of the daemon serves a batch of them, not one each (at a
-/// thousand probes a second, a wake-up per probe was the largest cost
-/// after the probes' own system calls).
-fn batch_window(interval_ms: Millis) -> Millis {
-    (interval_ms / 10).min(250)
 }
 
 /// Puts `p`'s next probe in the queue (or takes it out): queued when it is
@@ -282,11 +271,9 @@ impl Feature for Health {
         self.units = next;
         self.queue.clear();
         self.names.clear();
-        self.windows.clear();
         for (name, p) in &mut self.units {
             p.id = self.names.len() as u32;
             self.names.push(name.clone());
-            self.windows.push(batch_window(p.spec.timing.interval_ms));
             p.queued = None;
             schedule(&mut self.queue, p);
         }
@@ -314,12 +301,7 @@ impl Feature for Health {
 
     fn tick(&mut self, units: &mut BTreeMap<String, Unit>, cx: &mut Cx) {
         let now = cx.now.mono;
-        let window = |id: u32| self.windows.get(id as usize).copied().unwrap_or(0);
-        while self
-            .queue
-            .first()
-            .is_some_and(|(at, id)| *at <= now + window(*id))
-        {
+        while self.queue.first().is_some_and(|(at, _)| *at <= now) {
             let Some((_, id)) = self.queue.pop_first() else {
                 break;
             };
