@@ -9,6 +9,7 @@
 //! the watchdog); each runtime feature is a [`Feature`] in its own module.
 //! Adding a feature is one module and one line in [`Core::new`].
 
+mod alerts;
 mod event;
 mod health;
 mod requests;
@@ -35,8 +36,6 @@ const BACKOFF_MIN: Millis = 100;
 const BACKOFF_MAX: Millis = 5_000;
 /// `STATUS=` at most once a second.
 const STATUS_EVERY: Millis = 1_000;
-/// The same `alert()` of a unit is raised at most once per this long.
-const ALERT_EVERY: Millis = 60_000;
 /// Log lines are cut to this many characters.
 const LOG_MAX: usize = 500;
 
@@ -364,23 +363,7 @@ impl Core {
                 )),
             },
             Event::Control(id, req) => self.on_control(id, req, now, &mut out),
-            Event::Alerts(alerts) => {
-                for a in alerts {
-                    // The same alert of the same unit at most once a minute:
-                    // a closure that alerts on every evaluation must not
-                    // page someone every few seconds.
-                    let key = (a.unit.clone(), a.message.clone());
-                    let recent = self
-                        .alerted
-                        .get(&key)
-                        .is_some_and(|at| now.mono < at + ALERT_EVERY);
-                    if !recent {
-                        self.alerted.insert(key, now.mono);
-                        out.push(Action::Alert(Box::new(a)));
-                    }
-                }
-                self.alerted.retain(|_, at| now.mono < *at + ALERT_EVERY);
-            }
+            Event::Alerts(alerts) => self.on_alerts(alerts, now, &mut out),
             other => {
                 let mut ev = Some(other);
                 self.with_features(now, &mut out, &mut |f, units, cx| {
@@ -521,22 +504,6 @@ impl Core {
             out.push(Action::Notify(Notice::Ready(line.clone())));
             self.last_status = line;
         }
-    }
-
-    /// One line for `STATUS=`.
-    pub fn status_line(&self) -> String {
-        // Counted as units change (built after every event: no walk here).
-        let active = self.active;
-        format!(
-            "managing {} units ({active} active); {} changes applied; {} evaluation errors; {}",
-            self.units.len(),
-            self.counters.applied,
-            self.counters.errors,
-            via_name(match self.link {
-                Link::Up(v) => Some(v),
-                _ => None,
-            })
-        )
     }
 
     /// What every event ends with: timers that are due, the snapshot for

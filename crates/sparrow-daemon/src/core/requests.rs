@@ -85,6 +85,22 @@ impl Core {
         }
     }
 
+    /// One line for `STATUS=`.
+    pub fn status_line(&self) -> String {
+        // Counted as units change (built after every event: no walk here).
+        let active = self.active;
+        format!(
+            "managing {} units ({active} active); {} changes applied; {} evaluation errors; {}",
+            self.units.len(),
+            self.counters.applied,
+            self.counters.errors,
+            via_name(match self.link {
+                Link::Up(v) => Some(v),
+                _ => None,
+            })
+        )
+    }
+
     /// `status`: the daemon, and one entry per unit (or only `only`).
     pub fn status(&self, only: Option<&str>, now: Now) -> Status {
         let units = self
