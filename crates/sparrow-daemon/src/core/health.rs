@@ -21,6 +21,31 @@ use crate::alert::{Alert, Severity};
 use crate::control::{HealthStatus, Request, Response, UnitStatus};
 use crate::spec::{FailureAction, HealthSpec, ProbeSpec};
 
+impl Probing {
+    /// A unit's probing from scratch, with `budget`; probed after the
+    /// initial delay when `active`.
+    fn new(spec: HealthSpec, active: bool, now: Millis, budget: Budget) -> Probing {
+        let mut check = Check::default();
+        if active {
+            check.started(now, &spec.timing);
+        }
+        Probing {
+            probe: Arc::new(spec.probe.clone()),
+            spec,
+            check,
+            seq: 0,
+            in_flight: None,
+            quarantined: None,
+            last_alert: None,
+            probes: 0,
+            restarts: 0,
+            budget,
+            queued: None,
+            id: 0,
+        }
+    }
+}
+
 /// A probe no evaluator could take is tried again after this long.
 const RETRY_MS: Millis = 1_000;
 
@@ -217,47 +242,19 @@ impl Feature for Health {
                 // Its check changed: count afresh, but a probe of the old
                 // check still in flight stays the only one (its result is
                 // ignored), and the budget is the unit's, not the check's.
-                Some(old) => {
-                    let mut check = Check::default();
-                    if unit.active() {
-                        check.started(cx.now.mono, &spec.timing);
-                    }
-                    Probing {
-                        probe: Arc::new(spec.probe.clone()),
-                        spec,
-                        check,
-                        seq: old.seq + 1,
-                        in_flight: old.in_flight,
-                        quarantined: None,
-                        last_alert: old.last_alert,
-                        probes: old.probes,
-                        restarts: old.restarts,
-                        budget: old.budget,
-                        queued: None,
-                        id: 0,
-                    }
-                }
+                Some(old) => Probing {
+                    seq: old.seq + 1,
+                    in_flight: old.in_flight,
+                    last_alert: old.last_alert,
+                    probes: old.probes,
+                    restarts: old.restarts,
+                    ..Probing::new(spec, unit.active(), cx.now.mono, old.budget)
+                },
+                // What a previous run of the daemon (or an earlier load that
+                // lacked the unit) spent.
                 None => {
-                    let mut check = Check::default();
-                    if unit.active() {
-                        check.started(cx.now.mono, &spec.timing);
-                    }
-                    Probing {
-                        probe: Arc::new(spec.probe.clone()),
-                        spec,
-                        check,
-                        seq: 0,
-                        in_flight: None,
-                        quarantined: None,
-                        last_alert: None,
-                        probes: 0,
-                        restarts: 0,
-                        // What a previous run of the daemon (or an earlier
-                        // load that lacked the unit) spent.
-                        budget: cx.persisted.budgets.get(name).cloned().unwrap_or_default(),
-                        queued: None,
-                        id: 0,
-                    }
+                    let budget = cx.persisted.budgets.get(name).cloned().unwrap_or_default();
+                    Probing::new(spec, unit.active(), cx.now.mono, budget)
                 }
             };
             next.insert(name.clone(), p);
