@@ -74,7 +74,7 @@ pub fn serve() -> u8 {
                         .units
                         .iter()
                         .find(|d| d.name.as_str() == unit)
-                        .or_else(|| l.units.iter().find(|d| matches(d, &unit)))
+                        .or_else(|| l.units.iter().find(|d| template_of(d, &unit)))
                         .ok_or_else(|| {
                             format!("{} does not declare {unit}", source.path.display())
                         })?;
@@ -112,18 +112,12 @@ pub fn serve() -> u8 {
     }
 }
 
-/// `decl` is `unit`, or the template `unit` is an instance of.
-fn matches(decl: &UnitDecl, unit: &str) -> bool {
-    let name = decl.name.as_str();
-    if name == unit {
-        return true;
-    }
-    match (name.split_once("@."), unit.split_once('@')) {
-        (Some((prefix, suffix)), Some((uprefix, rest))) => {
-            prefix == uprefix && rest.ends_with(&format!(".{suffix}"))
-        }
-        _ => false,
-    }
+/// `decl` is the template `unit` is an instance of.
+fn template_of(decl: &UnitDecl, unit: &str) -> bool {
+    sparrow_unit::UnitName::parse(unit)
+        .ok()
+        .and_then(|u| u.template())
+        .is_some_and(|t| t == decl.name)
 }
 
 /// The stage of `decl`: what the runner runs, and the closures it may ask

@@ -206,12 +206,10 @@ pub fn run(unit: &str, stage: Stage, opts: &Options, err: &mut dyn Write) -> Res
 /// What a hook closure is given: the unit's name, instance and stage, its
 /// environment (as systemd set it for this command), and the host's facts.
 fn context(unit: &str, stage: Stage) -> serde_json::Value {
-    let (name, instance) = match unit.rsplit_once('.').map(|(stem, _)| stem) {
-        Some(stem) => match stem.split_once('@') {
-            Some((prefix, inst)) => (prefix.to_string(), inst.to_string()),
-            None => (stem.to_string(), String::new()),
-        },
-        None => (unit.to_string(), String::new()),
+    let parsed = sparrow_unit::UnitName::parse(unit).ok();
+    let (name, instance) = match &parsed {
+        Some(n) => n.instance_parts().unwrap_or((n.stem(), "")),
+        None => (unit, ""),
     };
     // Lossy: a variable that is not UTF-8 must not stop the hook.
     let environment: serde_json::Map<String, serde_json::Value> = std::env::vars_os()

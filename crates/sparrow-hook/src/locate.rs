@@ -32,12 +32,11 @@ const MAX_UNIT: u64 = 1 << 20;
 
 /// The definition `unit` was generated from.
 pub fn source_of(unit: &str, dirs: &[PathBuf]) -> Result<PathBuf, String> {
-    if unit.is_empty() || unit.contains('/') || unit.starts_with('.') {
-        return Err(format!("{unit:?} is not a unit name"));
-    }
+    let parsed = sparrow_unit::UnitName::parse(unit)
+        .map_err(|e| format!("{unit:?} is not a unit name: {e}"))?;
     let mut names = vec![unit.to_string()];
-    if let Some(t) = template_of(unit) {
-        names.push(t);
+    if let Some(t) = parsed.template() {
+        names.push(t.to_string());
     }
     for dir in dirs {
         for name in &names {
@@ -65,13 +64,6 @@ pub fn source_of(unit: &str, dirs: &[PathBuf]) -> Result<PathBuf, String> {
             .collect::<Vec<_>>()
             .join(", ")
     ))
-}
-
-/// `name@.service` for `name@instance.service`.
-fn template_of(unit: &str) -> Option<String> {
-    let (stem, suffix) = unit.rsplit_once('.')?;
-    let (prefix, instance) = stem.split_once('@')?;
-    (!instance.is_empty()).then(|| format!("{prefix}@.{suffix}"))
 }
 
 /// A regular file's text, `None` when it does not exist. Through the shared

@@ -169,6 +169,19 @@ impl UnitName {
         self.stem().ends_with('@')
     }
 
+    /// For an instance (`worker@3.service`): its prefix and instance,
+    /// `("worker", "3")`. `None` for a template or a plain unit.
+    pub fn instance_parts(&self) -> Option<(&str, &str)> {
+        let (prefix, instance) = self.stem().split_once('@')?;
+        (!instance.is_empty()).then_some((prefix, instance))
+    }
+
+    /// For an instance, its template: `worker@.service` for `worker@3.service`.
+    pub fn template(&self) -> Option<UnitName> {
+        let (prefix, _) = self.instance_parts()?;
+        UnitName::parse(&format!("{prefix}@.{}", self.ty.suffix())).ok()
+    }
+
     /// `worker@a.service` for a template `worker@.service` and instance `a`.
     /// Returns `None` when this is not a template.
     pub fn instance(&self, instance: &str) -> Option<Result<UnitName, NameError>> {
@@ -268,5 +281,16 @@ mod tests {
         assert_eq!(json, "\"web@a.service\"");
         assert_eq!(serde_json::from_str::<UnitName>(&json).unwrap(), n);
         assert!(serde_json::from_str::<UnitName>("\"../x.service\"").is_err());
+    }
+
+    #[test]
+    fn an_instance_knows_its_prefix_instance_and_template() {
+        let n = UnitName::parse("worker@a-b.service").unwrap();
+        assert_eq!(n.instance_parts(), Some(("worker", "a-b")));
+        assert_eq!(n.template().unwrap().as_str(), "worker@.service");
+        let t = UnitName::parse("worker@.service").unwrap();
+        assert_eq!((t.instance_parts(), t.template()), (None, None));
+        let w = UnitName::parse("web.timer").unwrap();
+        assert_eq!((w.instance_parts(), w.template()), (None, None));
     }
 }
