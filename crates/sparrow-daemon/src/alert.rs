@@ -8,6 +8,7 @@
 //! configured timeouts: nothing waits on the loop's thread, and a command
 //! that overstays is killed with its whole process group.
 
+use sparrow_task::error_chain;
 use std::fmt;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
@@ -257,7 +258,12 @@ impl Webhook {
             .pool_max_idle_per_host(0)
             .user_agent(concat!("systemd-sparrowd/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("alert webhook: cannot make the HTTP client: {}", chain(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "alert webhook: cannot make the HTTP client: {}",
+                    error_chain(&e)
+                )
+            })?;
         Ok(Webhook {
             cfg,
             shown: url.origin().ascii_serialization(),
@@ -323,26 +329,11 @@ impl Webhook {
                 show(self.cfg.timeout)
             ))),
             // Without the URL, which may hold a secret (see `shown`).
-            Err(e) if e.is_builder() => Err(Failure::Final(chain(&e.without_url()))),
+            Err(e) if e.is_builder() => Err(Failure::Final(error_chain(&e.without_url()))),
             // Refused, reset, closed early, TLS: the network's, worth again.
-            Err(e) => Err(Failure::Retry(chain(&e.without_url()))),
+            Err(e) => Err(Failure::Retry(error_chain(&e.without_url()))),
         }
     }
-}
-
-/// An error with its causes (`error sending request: connection refused`).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = c.source();
-    }
-    s
 }
 
 /// A duration as written in the configuration (`5s`, `200ms`).

@@ -29,6 +29,7 @@ pub mod limits;
 pub mod runner;
 pub mod search;
 
+pub use builtin::error_chain;
 pub use runner::{Options, Outcome, Status};
 
 /// Why a task could not be run (as opposed to a task that ran and failed,

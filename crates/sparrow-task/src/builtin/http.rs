@@ -51,8 +51,9 @@ pub(crate) fn client() -> Result<&'static Client, String> {
         .map_err(Clone::clone)
 }
 
-/// An error with its causes (`error sending request: connection refused`).
-pub(crate) fn chain(e: &dyn Error) -> String {
+/// An error with its causes (`error sending request: connection refused`);
+/// the daemon's alert webhook reports its errors the same way.
+pub fn chain(e: &dyn Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(c) = src {

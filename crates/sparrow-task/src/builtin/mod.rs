@@ -20,6 +20,7 @@ use crate::{Outcome, Status};
 mod command;
 pub mod flags;
 mod http;
+pub use http::chain as error_chain;
 mod mount;
 mod network;
 pub mod notification;
