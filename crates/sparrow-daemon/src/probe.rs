@@ -152,14 +152,16 @@ impl Prober {
             Some(q) => format!("{}?{q}", parsed.path()),
             None => parsed.path().to_string(),
         };
+        // The URL's `Host:`, unless the definition's replaces it (virtual hosts).
         let authority = match parsed.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_string(),
+            _ if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) => None,
+            Some(p) => Some(format!("{host}:{p}")),
+            None => Some(host.to_string()),
         };
         if want.body.is_none() && want.regex.is_none() {
             // The common probe, status only: one write, one read of the
             // head, parsed with hyper's own parser.
-            let code = status_only(stream, &request(&path, &authority, headers)).await?;
+            let code = status_only(stream, &request(&path, authority.as_deref(), headers)).await?;
             return want.judge(code, None);
         }
         let (mut sender, conn) =
@@ -169,9 +171,8 @@ impl Prober {
         let mut req = hyper::Request::get(path)
             .header(hyper::header::USER_AGENT, "systemd-sparrowd")
             .header(hyper::header::CONNECTION, "close");
-        // A `Host:` of the definition's replaces the URL's (virtual hosts).
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-            req = req.header(hyper::header::HOST, authority);
+        if let Some(a) = authority {
+            req = req.header(hyper::header::HOST, a);
         }
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
@@ -280,13 +281,12 @@ impl Prober {
 /// A GET request's bytes. Header lines were checked when the definition was
 /// (an HTTP token, a value without control characters), and a URL's path
 /// and query are percent-encoded: nothing here can add a line.
-fn request(path: &str, authority: &str, headers: &[(String, String)]) -> Vec<u8> {
+fn request(path: &str, authority: Option<&str>, headers: &[(String, String)]) -> Vec<u8> {
     use std::fmt::Write;
-    let mut r = String::with_capacity(96 + path.len() + authority.len());
+    let mut r = String::with_capacity(128 + path.len());
     let _ = write!(r, "GET {path} HTTP/1.1\r\n");
-    // A `Host:` of the definition's replaces the URL's (virtual hosts).
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        let _ = write!(r, "Host: {authority}\r\n");
+    if let Some(a) = authority {
+        let _ = write!(r, "Host: {a}\r\n");
     }
     r.push_str("User-Agent: systemd-sparrowd\r\nConnection: close\r\n");
     for (k, v) in headers {
