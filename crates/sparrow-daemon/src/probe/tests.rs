@@ -114,6 +114,27 @@ async fn http_probes_check_status_body_regex_and_send_headers() {
         .1
         .unwrap_err();
     assert_eq!(e, "HTTP 503");
+    // A body longer than what is read still passes on its first 64 KiB.
+    let big = ProbeSpec::Http {
+        url: format!("http://127.0.0.1:{ok}/"),
+        status: Some(200),
+        body: Some("status: ok".into()),
+        body_regex: None,
+        headers: vec![("X-Big".into(), "yes".into())],
+    };
+    assert_eq!(p.probe(&big, t).await.1, Ok(()));
+    // A Host header of the definition's replaces the URL's (one Host line,
+    // else the server hangs up), with a body check (hyper) and without.
+    for body in [Some("vhost"), None] {
+        let vhost = ProbeSpec::Http {
+            url: format!("http://127.0.0.1:{ok}/"),
+            status: None,
+            body: body.map(str::to_string),
+            body_regex: None,
+            headers: vec![("Host".into(), "vhost.example".into())],
+        };
+        assert_eq!(p.probe(&vhost, t).await.1, Ok(()), "{body:?}");
+    }
     let e = p
         .probe(&http(ok, None, None, Some("(")), t)
         .await
@@ -167,6 +188,18 @@ async fn a_hanging_endpoint_is_cut_at_the_timeout_and_others_are_not_delayed() {
     assert!(start.elapsed() < Duration::from_secs(10));
 }
 
+/// Whether `pid` is gone within two seconds.
+fn gone(pid: i32) -> bool {
+    (0..100).any(|_| {
+        // SAFETY: signal 0 only checks for existence.
+        let dead = unsafe { libc::kill(pid, 0) } != 0;
+        if !dead {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        dead
+    })
+}
+
 #[tokio::test]
 async fn tcp_and_exec_probes() {
     let p = prober();
@@ -211,16 +244,41 @@ async fn tcp_and_exec_probes() {
         .trim()
         .parse()
         .unwrap();
-    let mut gone = false;
-    for _ in 0..100 {
-        // SAFETY: signal 0 only checks for existence.
-        if unsafe { libc::kill(pid, 0) } != 0 {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(gone, "the command's child {pid} outlived the probe");
+    assert!(gone(pid), "the command's child {pid} outlived the probe");
+    // Endless stderr: only its tail is kept, and it fails promptly.
+    let start = Instant::now();
+    let e = p
+        .probe(
+            &exec("head -c 50000000 /dev/zero | tr '\\0' e >&2; echo LAST >&2; exit 1"),
+            t,
+        )
+        .await
+        .1
+        .unwrap_err();
+    assert!(
+        e.ends_with("LAST") && e.len() < 400,
+        "{}",
+        &e[..e.len().min(300)]
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // A command that exits 0 but leaves a child holding stderr passes, and
+    // the child is killed with the group.
+    let bg = d.path().join("bg");
+    let script = format!("sleep 60 & echo $! > {}; exit 0", bg.display());
+    assert_eq!(p.probe(&exec(&script), t).await.1, Ok(()));
+    let pid: i32 = std::fs::read_to_string(&bg)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(gone(pid), "the probe's background child {pid} outlived it");
+    // Not looked up in PATH.
+    let e = p
+        .probe(&ProbeSpec::Exec(vec!["true".into()]), t)
+        .await
+        .1
+        .unwrap_err();
+    assert!(e.contains("not an absolute path"), "{e}");
     let e = p
         .probe(&ProbeSpec::Exec(vec!["/nonexistent".into()]), t)
         .await
