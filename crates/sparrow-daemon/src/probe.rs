@@ -48,7 +48,63 @@ pub struct Prober {
     net: Arc<Semaphore>,
     exec: Arc<Semaphore>,
     regexes: Mutex<HashMap<String, Result<regex::Regex, String>>>,
+    targets: Mutex<HashMap<String, Result<Arc<Target>, String>>>,
     tls: Mutex<Option<reqwest::Client>>,
+}
+
+/// An HTTP URL taken apart once: a unit's probes reuse it (at a thousand
+/// probes a second, parsing and formatting per probe showed in profiles).
+struct Target {
+    /// The host without IPv6 brackets, and its address when it is one.
+    host: String,
+    port: u16,
+    addr: Option<std::net::SocketAddr>,
+    /// `host[:port]` as the URL gives it (the `Host:` header).
+    authority: String,
+    /// `path[?query]`.
+    path: String,
+    /// The request when the definition adds no headers.
+    plain: Vec<u8>,
+    /// Set for `https://`, which reqwest speaks.
+    tls: Option<reqwest::Url>,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+        let host = parsed.host_str().ok_or_else(|| format!("{url}: no host"))?;
+        let port = parsed.port_or_known_default().unwrap_or(80);
+        let path = match parsed.query() {
+            Some(q) => format!("{}?{q}", parsed.path()),
+            None => parsed.path().to_string(),
+        };
+        let authority = match parsed.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let bare = host.trim_matches(['[', ']']).to_string();
+        Ok(Target {
+            addr: bare
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| (ip, port).into()),
+            plain: request(&path, Some(&authority), &[]),
+            host: host.to_string(),
+            port,
+            authority,
+            path,
+            tls: (parsed.scheme() == "https").then_some(parsed.clone()),
+        })
+    }
+
+    /// A fresh connection to the target (a name is resolved each time).
+    async fn connect(&self) -> Result<TcpStream, String> {
+        let connected = match self.addr {
+            Some(a) => TcpStream::connect(a).await,
+            None => TcpStream::connect((self.host.as_str(), self.port)).await,
+        };
+        connected.map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))
+    }
 }
 
 impl Prober {
@@ -58,6 +114,7 @@ impl Prober {
             net: Arc::new(Semaphore::new(cfg.max_concurrent_probes)),
             exec: Arc::new(Semaphore::new(cfg.max_concurrent_exec)),
             regexes: Mutex::default(),
+            targets: Mutex::default(),
             tls: Mutex::default(),
         }
     }
@@ -101,7 +158,9 @@ impl Prober {
                         let _ = s.set_zero_linger();
                     })
                     .map_err(|e| format!("cannot connect to {host}:{port}: {e}")),
-                ProbeSpec::Exec(argv) => exec(argv).await,
+                // Rare and large: boxed, so the common probe's future
+                // (moved into its task) stays small.
+                ProbeSpec::Exec(argv) => Box::pin(exec(argv)).await,
                 ProbeSpec::Closure => Err("a check closure runs in the evaluators".into()),
             }
         };
@@ -110,6 +169,19 @@ impl Prober {
             Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
         };
         (start.elapsed().as_millis() as u64, result)
+    }
+
+    fn target(&self, url: &str) -> Result<Arc<Target>, String> {
+        let mut cache = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = cache.get(url) {
+            return t.clone();
+        }
+        if cache.len() > 4096 {
+            cache.clear();
+        }
+        let t = Target::parse(url).map(Arc::new);
+        cache.insert(url.to_string(), t.clone());
+        t
     }
 
     fn regex(&self, pattern: &str) -> Result<regex::Regex, String> {
@@ -134,90 +206,31 @@ impl Prober {
         headers: &[(String, String)],
         want: &Want<'_>,
     ) -> Result<(), String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-        if parsed.scheme() == "https" {
-            return self.https(parsed, headers, want).await;
+        let target = self.target(url)?;
+        if let Some(tls) = &target.tls {
+            return Box::pin(self.https(tls.clone(), headers, want)).await;
         }
-        let host = parsed.host_str().ok_or_else(|| format!("{url}: no host"))?;
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let stream = TcpStream::connect((host.trim_matches(['[', ']']), port))
-            .await
-            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        let stream = target.connect().await?;
         // Closed with a reset once the answer is in (as HAProxy's checks
         // are): no FIN exchange and no TIME_WAIT entry per probe, which at
-        // a thousand probes a second is most of the kernel's work.
+        // a thousand probes a second is most of the kernel's work. (No
+        // TCP_NODELAY: the request is one write, which Nagle never holds.)
         let _ = stream.set_zero_linger();
-        let path = match parsed.query() {
-            Some(q) => format!("{}?{q}", parsed.path()),
-            None => parsed.path().to_string(),
-        };
         // The URL's `Host:`, unless the definition's replaces it (virtual hosts).
-        let authority = match parsed.port() {
-            _ if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) => None,
-            Some(p) => Some(format!("{host}:{p}")),
-            None => Some(host.to_string()),
-        };
+        let own_host = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
+        let authority = (!own_host).then_some(target.authority.as_str());
         if want.body.is_none() && want.regex.is_none() {
             // The common probe, status only: one write, one read of the
-            // head, parsed with hyper's own parser.
-            let code = status_only(stream, &request(&path, authority.as_deref(), headers)).await?;
+            // head, parsed with httparse.
+            let code = if headers.is_empty() {
+                status_only(stream, &target.plain).await?
+            } else {
+                status_only(stream, &request(&target.path, authority, headers)).await?
+            };
             return want.judge(code, None);
         }
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("HTTP: {e}"))?;
-        let mut req = hyper::Request::get(path)
-            .header(hyper::header::USER_AGENT, "systemd-sparrowd")
-            .header(hyper::header::CONNECTION, "close");
-        if let Some(a) = authority {
-            req = req.header(hyper::header::HOST, a);
-        }
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        let req = req
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("HTTP request: {e}"))?;
-        let exchange = async {
-            let res = sender
-                .send_request(req)
-                .await
-                .map_err(|e| format!("HTTP: {e}"))?;
-            let code = res.status().as_u16();
-            let body = if want.body.is_some() || want.regex.is_some() {
-                // The first MAX_BODY bytes are judged; the rest is not read.
-                let mut body = res.into_body();
-                let mut got = Vec::new();
-                while got.len() < MAX_BODY {
-                    match body.frame().await {
-                        None => break,
-                        Some(Ok(f)) => {
-                            if let Ok(data) = f.into_data() {
-                                got.extend_from_slice(&data);
-                            }
-                        }
-                        Some(Err(e)) => return Err(format!("HTTP {code}: reading the body: {e}")),
-                    }
-                }
-                got.truncate(MAX_BODY);
-                Some(Bytes::from(got))
-            } else {
-                None
-            };
-            Ok((code, body))
-        };
-        tokio::pin!(conn, exchange);
-        // The connection future does the I/O of the exchange: poll both.
-        let (code, body) = tokio::select! {
-            r = &mut exchange => r?,
-            c = &mut conn => {
-                c.map_err(|e| format!("HTTP: {e}"))?;
-                exchange.await?
-            }
-        };
-        want.judge(code, body.as_deref())
+        // Rare and large: boxed, so the common probe's future stays small.
+        Box::pin(with_body(stream, &target.path, authority, headers, want)).await
     }
 
     async fn https(
@@ -276,6 +289,70 @@ impl Prober {
         };
         want.judge(code, body.as_deref())
     }
+}
+
+/// An HTTP exchange whose body is judged, with hyper's client connection.
+async fn with_body(
+    stream: TcpStream,
+    path: &str,
+    authority: Option<&str>,
+    headers: &[(String, String)],
+    want: &Want<'_>,
+) -> Result<(), String> {
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+    let mut req = hyper::Request::get(path)
+        .header(hyper::header::USER_AGENT, "systemd-sparrowd")
+        .header(hyper::header::CONNECTION, "close");
+    if let Some(a) = authority {
+        req = req.header(hyper::header::HOST, a);
+    }
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let req = req
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("HTTP request: {e}"))?;
+    let exchange = async {
+        let res = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+        let code = res.status().as_u16();
+        let body = if want.body.is_some() || want.regex.is_some() {
+            // The first MAX_BODY bytes are judged; the rest is not read.
+            let mut body = res.into_body();
+            let mut got = Vec::new();
+            while got.len() < MAX_BODY {
+                match body.frame().await {
+                    None => break,
+                    Some(Ok(f)) => {
+                        if let Ok(data) = f.into_data() {
+                            got.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Err(e)) => return Err(format!("HTTP {code}: reading the body: {e}")),
+                }
+            }
+            got.truncate(MAX_BODY);
+            Some(Bytes::from(got))
+        } else {
+            None
+        };
+        Ok((code, body))
+    };
+    tokio::pin!(conn, exchange);
+    // The connection future does the I/O of the exchange: poll both.
+    let (code, body) = tokio::select! {
+        r = &mut exchange => r?,
+        c = &mut conn => {
+            c.map_err(|e| format!("HTTP: {e}"))?;
+            exchange.await?
+        }
+    };
+    want.judge(code, body.as_deref())
 }
 
 /// A GET request's bytes. Header lines were checked when the definition was

@@ -697,10 +697,13 @@ fn host_pid(lab: &Lab, inner: &str) -> Option<u32> {
 /// PID) over `secs`; the symbols over 1 % of the samples, by self time.
 fn profile(pid: u32, secs: u64) -> Option<Vec<String>> {
     let dir = tempfile::tempdir().ok()?;
-    let data = dir.path().join("perf.data");
-    let data = data.to_str()?;
+    // SPARROW_BENCH_PERF_DATA keeps the samples for `perf report -i`.
+    let data = std::env::var("SPARROW_BENCH_PERF_DATA")
+        .unwrap_or_else(|_| dir.path().join("perf.data").display().to_string());
+    let data = data.as_str();
+    // A few percent of a core at 10 kHz is a few thousand samples in 10 s.
     let rec = Command::new("perf")
-        .args(["record", "-e", "cpu-clock", "-F", "999", "-g", "-p"])
+        .args(["record", "-e", "cpu-clock", "-F", "10000", "-g", "-p"])
         .arg(pid.to_string())
         .args(["-o", data, "--", "sleep"])
         .arg(secs.to_string())

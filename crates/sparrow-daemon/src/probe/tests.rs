@@ -332,3 +332,25 @@ async fn status_only_probes_refuse_what_is_not_an_http_answer() {
         .unwrap_err();
     assert!(e.contains("in the middle of the answer's head"), "{e}");
 }
+
+#[test]
+fn a_url_is_taken_apart_once_as_the_request_needs_it() {
+    let t = Target::parse("http://127.0.0.1:8080/health?deep=1").unwrap();
+    assert_eq!(t.addr, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(t.path, "/health?deep=1");
+    assert_eq!(
+        String::from_utf8(t.plain.clone()).unwrap(),
+        "GET /health?deep=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: systemd-sparrowd\r\nConnection: close\r\n\r\n"
+    );
+    assert!(t.tls.is_none());
+    // The default port is not in Host:; an IPv6 literal connects without brackets.
+    let t = Target::parse("http://[::1]/").unwrap();
+    assert_eq!(t.addr, Some("[::1]:80".parse().unwrap()));
+    assert_eq!(t.authority, "[::1]");
+    // A name is resolved at each probe, not once.
+    let t = Target::parse("http://localhost:9/x").unwrap();
+    assert_eq!((t.addr, t.host.as_str(), t.port), (None, "localhost", 9));
+    assert!(Target::parse("https://example.org/").unwrap().tls.is_some());
+    assert!(Target::parse("not a url").is_err());
+    assert!(Target::parse("unix:/run/x.sock").is_err());
+}

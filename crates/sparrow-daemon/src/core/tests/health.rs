@@ -471,3 +471,39 @@ fn without_systemd_a_restart_spends_nothing_and_alerts_flap_once_per_window() {
     t.probed(seq, true);
     assert_eq!(alerts(&t.fail_until_edge()).len(), 1);
 }
+
+#[test]
+fn probes_due_within_a_hundredth_of_their_interval_go_together() {
+    let spec = |unit: &str, delay: u64| {
+        let mut s = health_spec(FailureAction::Nothing);
+        s.unit = unit.into();
+        if let Some(h) = s.health.as_mut() {
+            h.timing.interval_ms = 1_000;
+            h.timing.initial_delay_ms = delay;
+        }
+        s
+    };
+    let mut t = T::new(Persisted::default(), None);
+    // Due at +1000, +1004 and +1010 ms: within 10 ms of the first; +1011 is not.
+    t.boot(vec![
+        spec("a.service", 1_000),
+        spec("b.service", 1_004),
+        spec("c.service", 1_010),
+        spec("d.service", 1_011),
+    ]);
+    let start = t.now.mono;
+    let probed = |actions: Vec<Action>| -> Vec<String> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Probe { unit, .. } => Some(unit),
+                _ => None,
+            })
+            .collect()
+    };
+    let a = t.tick();
+    assert_eq!(t.now.mono, start + 1_000);
+    assert_eq!(probed(a), ["a.service", "b.service", "c.service"]);
+    assert_eq!(t.core.next_wake(), Some(start + 1_011));
+    assert_eq!(probed(t.tick()), ["d.service"]);
+}
