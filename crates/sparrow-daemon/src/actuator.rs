@@ -27,6 +27,9 @@ use crate::systemd::{Connector, Systemd, SystemdError, Via};
 const CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Wall-clock limit of an `on_failure` closure (it may run tasks).
 const ON_FAILURE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Wall-clock limit of a kernel response (`pressure_response` and the
+/// strategy together; they may run tasks).
+const KERNEL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the run loop receives: events for the core, and what only the
 /// actuator needs (a new connection, a control client's answer channel).
@@ -59,6 +62,7 @@ pub struct Actuator<C: Connector, E, N, S> {
     next_request: u64,
     prober: Arc<Prober>,
     alerts: Arc<Deliverer>,
+    watcher: Option<crate::watch::Watcher>,
 }
 
 impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S> {
@@ -84,6 +88,7 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
             next_request: 0,
             prober: Arc::new(Prober::new(&HealthConfig::default())),
             alerts: Arc::new(Deliverer::empty()),
+            watcher: None,
         }
     }
 
@@ -134,6 +139,23 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
             }
             Err(e) => Event::Connected(Err(e.to_string())),
         }
+    }
+
+    /// The kernel watches, started on first use: their signals reach the
+    /// loop through a forwarding task.
+    fn watcher(&mut self) -> &mut crate::watch::Watcher {
+        let tx = self.tx.clone();
+        self.watcher.get_or_insert_with(|| {
+            let (wtx, mut wrx) = mpsc::channel(1024);
+            tokio::spawn(async move {
+                while let Some(ev) = wrx.recv().await {
+                    if tx.send(Msg::Event(ev)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            crate::watch::Watcher::new(wtx)
+        })
     }
 
     fn spawn(&self, work: impl std::future::Future<Output = Event> + Send + 'static) {
@@ -259,6 +281,18 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                     let result = conn.restart(&unit).await.map_err(|e| e.to_string());
                     Event::Restarted { unit, result }
                 });
+            }
+            Action::Arm(arm) => return Some(self.watcher().arm(&arm)),
+            Action::Disarm(unit) => {
+                if let Some(w) = self.watcher.as_mut() {
+                    w.disarm(&unit);
+                }
+            }
+            Action::Respond { unit, event } => {
+                let left = self
+                    .evaluator
+                    .call(Call::Kernel { unit, event }, KERNEL_LIMIT);
+                return left.map(|c| c.refused("every evaluator is busy"));
             }
             Action::OnFailure { unit, event } => {
                 let left = self

@@ -182,6 +182,58 @@ pub struct UnitStatus {
     /// Its health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthStatus>,
+    /// Its kernel watches and responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelStatus>,
+}
+
+/// A unit's kernel watches (PSI triggers, `memory.events`) and responses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelStatus {
+    /// Each watch, armed or not.
+    pub watches: Vec<WatchStatus>,
+    /// Responses called (`pressure_response` and/or the strategy).
+    pub responses: u64,
+    /// Responses that failed.
+    pub errors: u64,
+    /// Signals that came while a response ran or too soon after one, and
+    /// were folded into the next.
+    pub coalesced: u64,
+    /// The last response: when, for which event, and what came of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_response: Option<ResponseRecord>,
+}
+
+/// One kernel watch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchStatus {
+    /// `cpu some 150 ms / 2 s`, `memory.events`.
+    pub what: String,
+    /// The file it watches, when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub file: String,
+    /// `armed`, `waiting for the unit's cgroup`, `not armed (the unit is
+    /// not active)`, or `unavailable: REASON`.
+    pub state: String,
+    /// What was changed to make the kernel accept it (rounding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Times it fired since the daemon started.
+    pub fired: u64,
+    /// When it last fired (wall-clock ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fired_ms: Option<u64>,
+}
+
+/// The outcome of one kernel response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseRecord {
+    /// When it was called (wall-clock ms).
+    pub at_ms: u64,
+    /// The event type (`cpu-pressure`, `memory-high`, ...).
+    pub event: String,
+    /// `3 properties returned`, `nothing to change`, or the error.
+    pub outcome: String,
 }
 
 /// A unit's health check.

@@ -77,7 +77,7 @@ pub enum PoolEvent {
     /// A batch of units was evaluated.
     Evaluated(Vec<Evaluation>),
     /// A health closure was called.
-    Called(Event),
+    Called(Vec<Event>),
     /// Closures called `alert()`.
     Alerts(Vec<crate::alert::Alert>),
 }
@@ -457,15 +457,14 @@ fn work(
                 p.units = Some(units);
             }
             Job::Call(call, limit) => {
-                let r = p.call(&call, limit);
+                let mut r = p.call(&call, limit);
                 in_flight.fetch_sub(1, Ordering::Relaxed);
                 if !r.alerts.is_empty() {
-                    report(PoolEvent::Alerts(alerts_of(call.unit(), r.alerts)));
+                    let alerts = std::mem::take(&mut r.alerts);
+                    report(PoolEvent::Alerts(alerts_of(call.unit(), alerts)));
                 }
                 let took = Duration::from_micros(r.took_us);
-                report(PoolEvent::Called(
-                    call.done(took, r.result, r.logs, r.crashed),
-                ));
+                report(PoolEvent::Called(call.done(took, r)));
             }
             Job::Eval { units, origin } => {
                 let mut batch = Vec::with_capacity(units.len());

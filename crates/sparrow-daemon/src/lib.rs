@@ -29,6 +29,7 @@ pub mod run;
 pub mod spec;
 pub mod state;
 pub mod systemd;
+pub mod watch;
 pub mod worker;
 
 pub use crate::run::{run, Config};

@@ -11,6 +11,7 @@ use sparrow_lang::runtime::{OnFailure, Probe};
 use sparrow_lang::value::Size;
 use sparrow_lang::UnitDecl;
 use sparrow_policy::health::{BudgetRule, Timing};
+use sparrow_policy::kernel::{Resource, TriggerSpec};
 use sparrow_policy::{Prop, Threshold};
 
 /// Evaluate every minute unless `monitor.interval` says otherwise.
@@ -37,6 +38,32 @@ pub struct Spec {
     /// The health feature: a probe, and what follows a failure.
     #[serde(default)]
     pub health: Option<HealthSpec>,
+    /// The kernel feature: PSI triggers, `memory.events`, and who responds.
+    #[serde(default)]
+    pub kernel: Option<KernelSpec>,
+}
+
+/// `kernel_monitoring` with `pressure_response` and `adaptive_resources`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelSpec {
+    /// PSI triggers, as written (the kernel's rules are applied when arming).
+    pub triggers: Vec<TriggerSpec>,
+    /// Triggers on `/proc/pressure/*` rather than the unit's cgroup.
+    pub system: bool,
+    /// Watch the unit's `memory.events` (`cgroup_memory` was given).
+    pub memory_events: bool,
+    /// It has a `pressure_response` closure.
+    pub response: bool,
+    /// It has an `adaptive_resources.strategy` called on kernel signals.
+    pub strategy: bool,
+}
+
+impl ResourcesSpec {
+    /// Whether anything is evaluated on the interval (a unit whose only
+    /// live changes come from kernel responses is not).
+    pub fn scheduled(&self) -> bool {
+        self.closure || !self.dynamic.is_empty()
+    }
 }
 
 /// `health`: what is probed, how often, and what follows.
@@ -143,20 +170,45 @@ pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
         .filter_map(|(k, _)| Prop::from_key(k))
         .collect();
     let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_millis() as u64);
-    let resources = (monitor.resources.is_some() || !dynamic.is_empty()).then(|| ResourcesSpec {
-        interval_ms: ms(monitor.interval).unwrap_or(DEFAULT_INTERVAL_MS).max(100),
-        min_dwell_ms: ms(monitor.min_dwell).unwrap_or(DEFAULT_MIN_DWELL_MS),
-        max_changes_per_minute: monitor
-            .max_changes_per_minute
-            .map_or(DEFAULT_UNIT_CAP, |n| n as usize),
-        thresholds: monitor
-            .change_threshold
+    let kernel = rt.kernel.as_ref().map(|k| KernelSpec {
+        triggers: k
+            .psi
             .iter()
-            .filter_map(|(k, v)| Prop::from_key(k).map(|p| (p, threshold(p, v))))
+            .filter_map(|(name, t)| {
+                Some(TriggerSpec {
+                    resource: Resource::from_name(name)?,
+                    full: t.full,
+                    threshold_us: t.threshold.as_micros() as u64,
+                    window_us: t.window.as_micros() as u64,
+                })
+            })
             .collect(),
-        closure: monitor.resources.is_some(),
-        dynamic,
+        system: k.system_scope,
+        memory_events: k.memory_high_threshold.is_some() || k.oom_score.is_some(),
+        response: rt.pressure_response.is_some(),
+        strategy: rt
+            .adaptive
+            .as_ref()
+            .is_some_and(|a| a.kernel_signals && a.strategy.is_some()),
     });
+    // Kernel responses are applied through the resources feature (its
+    // hysteresis, caps and apply path), scheduled or not.
+    let responds = kernel.as_ref().is_some_and(|k| k.response || k.strategy);
+    let resources =
+        (monitor.resources.is_some() || !dynamic.is_empty() || responds).then(|| ResourcesSpec {
+            interval_ms: ms(monitor.interval).unwrap_or(DEFAULT_INTERVAL_MS).max(100),
+            min_dwell_ms: ms(monitor.min_dwell).unwrap_or(DEFAULT_MIN_DWELL_MS),
+            max_changes_per_minute: monitor
+                .max_changes_per_minute
+                .map_or(DEFAULT_UNIT_CAP, |n| n as usize),
+            thresholds: monitor
+                .change_threshold
+                .iter()
+                .filter_map(|(k, v)| Prop::from_key(k).map(|p| (p, threshold(p, v))))
+                .collect(),
+            closure: monitor.resources.is_some(),
+            dynamic,
+        });
     Some(Spec {
         unit: decl.name.to_string(),
         source: PathBuf::from(&decl.source),
@@ -164,6 +216,7 @@ pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
         features: rt.features().into_iter().map(str::to_string).collect(),
         resources,
         health: rt.health.as_ref().map(health_spec),
+        kernel,
     })
 }
 

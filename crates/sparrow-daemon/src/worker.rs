@@ -79,11 +79,14 @@ pub(crate) enum CallWhat {
     Check,
     /// `health.on_failure`, given the event.
     OnFailure,
+    /// `pressure_response(event)` and/or `adaptive_resources.strategy(signals)`;
+    /// what they return is [`CallReply::props`].
+    Kernel,
 }
 
 /// The answer to [`Request::Call`].
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct CallReply {
+pub struct CallReply {
     /// Passed, or why not (file:line:col: message).
     pub result: Result<(), String>,
     /// `log()` lines.
@@ -93,6 +96,9 @@ pub(crate) struct CallReply {
     /// `alert()` calls: (message, severity).
     #[serde(default)]
     pub alerts: Vec<(String, String)>,
+    /// Properties a kernel response returned.
+    #[serde(default)]
+    pub props: Vec<(Prop, Desired)>,
     /// Set by the daemon, never sent: the process died or was killed.
     #[serde(skip)]
     pub crashed: bool,
@@ -130,6 +136,8 @@ struct UnitClosures {
     dynamic: Vec<(Prop, Closure)>,
     check: Option<Closure>,
     on_failure: Option<Closure>,
+    pressure: Option<Closure>,
+    strategy: Option<Closure>,
 }
 
 /// Serves requests on stdin until it closes.
@@ -239,7 +247,19 @@ pub fn serve() -> u8 {
                     return 2;
                 };
                 let start = Instant::now();
-                let result = health_call(loader, closures.get(&unit), &unit, what, arg, limit_ms);
+                let (result, props) = match what {
+                    CallWhat::Kernel => {
+                        let limit = Duration::from_millis(limit_ms);
+                        match kernel_call(loader, closures.get(&unit), &unit, arg, limit) {
+                            Ok(p) => (Ok(()), p),
+                            Err(e) => (Err(e), Vec::new()),
+                        }
+                    }
+                    _ => (
+                        health_call(loader, closures.get(&unit), &unit, what, arg, limit_ms),
+                        Vec::new(),
+                    ),
+                };
                 let logs = std::mem::take(&mut *logs.lock().unwrap_or_else(|p| p.into_inner()))
                     .into_iter()
                     .map(|(_, m)| m)
@@ -249,6 +269,7 @@ pub fn serve() -> u8 {
                     logs,
                     took_us: start.elapsed().as_micros() as u64,
                     alerts: take_alerts(),
+                    props,
                     crashed: false,
                 })
             }
@@ -271,6 +292,7 @@ fn health_call(
     let closure = match what {
         CallWhat::Check => closures.and_then(|c| c.check.as_ref()),
         CallWhat::OnFailure => closures.and_then(|c| c.on_failure.as_ref()),
+        CallWhat::Kernel => None,
     }
     .ok_or_else(|| format!("{unit} has no such closure in the loaded definitions"))?;
     let args = match arg {
@@ -284,6 +306,75 @@ fn health_call(
         Ok(_) => Ok(()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Calls a unit's `pressure_response` with the event, then its strategy
+/// with the same map as `signals`, within `limit` together; the properties
+/// they return (the strategy's win where both name one). `()` or `#{}`
+/// returns nothing.
+fn kernel_call(
+    loader: &Loader,
+    closures: Option<&UnitClosures>,
+    unit: &str,
+    arg: Option<serde_json::Value>,
+    limit: Duration,
+) -> Result<Vec<(Prop, Desired)>, String> {
+    let c = closures.ok_or_else(|| format!("{unit} is not managed by the loaded definitions"))?;
+    let deadline = Instant::now() + limit;
+    let event = sparrow_lang::from_json(arg.unwrap_or_default());
+    let mut out = BTreeMap::new();
+    for (closure, what) in [
+        (&c.pressure, "pressure_response"),
+        (&c.strategy, "strategy"),
+    ] {
+        let Some(closure) = closure else { continue };
+        let left = deadline.saturating_duration_since(Instant::now());
+        let v = loader
+            .call(closure, vec![event.clone()], unit, left)
+            .map_err(|e| e.to_string())?;
+        if v.is_unit() {
+            continue;
+        }
+        props_of(closure, &v, what, &mut out).map_err(|(e, _)| e)?;
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The resource keys of a map a closure returned, into `out`.
+fn props_of(
+    closure: &Closure,
+    v: &rhai::Dynamic,
+    what: &str,
+    out: &mut BTreeMap<Prop, Desired>,
+) -> Result<(), (String, bool)> {
+    let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
+        return Err((
+            format!(
+                "{}: the {what} closure returned {}, not a map of resource keys",
+                closure.place(),
+                value::type_name(v)
+            ),
+            false,
+        ));
+    };
+    for (k, v) in &map {
+        let prop = keys::lookup(k)
+            .filter(|spec| keys::is_resource(spec))
+            .and_then(|spec| Prop::from_key(spec.name))
+            .ok_or_else(|| {
+                (
+                    format!(
+                        "{}: the {what} closure returned {k:?}, which is not a resource key",
+                        closure.place()
+                    ),
+                    false,
+                )
+            })?;
+        let d =
+            desired(prop, v).map_err(|e| (format!("{}: {prop}: {e}", closure.place()), false))?;
+        out.insert(prop, d);
+    }
+    Ok(())
 }
 
 fn load_one(
@@ -330,6 +421,12 @@ fn load_one(
             ),
             None => (None, None),
         };
+        let strategy = decl
+            .runtime
+            .adaptive
+            .as_ref()
+            .filter(|a| a.kernel_signals)
+            .and_then(|a| a.strategy.clone());
         closures.insert(
             spec.unit.clone(),
             UnitClosures {
@@ -337,6 +434,8 @@ fn load_one(
                 dynamic,
                 check,
                 on_failure,
+                pressure: decl.runtime.pressure_response.clone(),
+                strategy,
             },
         );
         out.specs.push(spec);
@@ -367,33 +466,7 @@ fn evaluate(
     }
     if let Some(closure) = &c.resources {
         let v = call(closure)?;
-        let Some(map) = v.read_lock::<Map>().map(|m| m.clone()) else {
-            return Err((
-                format!(
-                    "{}: the resources closure returned {}, not a map of resource keys",
-                    closure.place(),
-                    value::type_name(&v)
-                ),
-                false,
-            ));
-        };
-        for (k, v) in &map {
-            let prop = keys::lookup(k)
-                .filter(|spec| keys::is_resource(spec))
-                .and_then(|spec| Prop::from_key(spec.name))
-                .ok_or_else(|| {
-                    (
-                        format!(
-                            "{}: the resources closure returned {k:?}, which is not a resource key",
-                            closure.place()
-                        ),
-                        false,
-                    )
-                })?;
-            let d = desired(prop, v)
-                .map_err(|e| (format!("{}: {prop}: {e}", closure.place()), false))?;
-            out.insert(prop, d);
-        }
+        props_of(closure, &v, "resources", &mut out)?;
     }
     Ok(out.into_iter().collect())
 }

@@ -16,21 +16,19 @@ use crate::lower::{RawDecl, UnitDecl, UnitKind};
 /// the hook runner), `health` and dynamic resource properties; the rest
 /// waits for later parts of runtime mode.
 pub(crate) fn not_acted_on(unit: &UnitDecl) -> Vec<(String, String)> {
-    const LATER: &str = "is checked but not acted on yet: this version acts on hooks, startup sequences, health checks, `monitor.resources` and dynamic resource properties";
+    const LATER: &str = "is checked but not acted on yet: this version acts on hooks, startup sequences, health checks, kernel monitoring, pressure responses, adaptive strategies, `monitor.resources` and dynamic resource properties";
     let rt = &unit.runtime;
     let mut out: Vec<(String, String)> = Vec::new();
     let mut note = |key: &str, what: String| out.push((key.to_string(), format!("{what} {LATER}")));
     if rt.monitor.pattern_check.is_some() {
         note("monitor", "`monitor.pattern_check`".into());
     }
-    for (key, present) in [
-        ("kernel_monitoring", rt.kernel.is_some()),
-        ("pressure_response", rt.pressure_response.is_some()),
-        ("adaptive_resources", rt.adaptive.is_some()),
-    ] {
-        if present {
-            note(key, format!("`{key}`"));
-        }
+    let high = rt.kernel.as_ref().and_then(|k| k.memory_high_threshold);
+    if high.is_some() && unit.file.get("Service", "MemoryMax").is_empty() {
+        out.push((
+            "kernel_monitoring".into(),
+            "`cgroup_memory.high_threshold` is a share of `memory_max`, which this unit does not set: no `MemoryHigh=` is written and no memory-high event can come".into(),
+        ));
     }
     if unit.name.is_template() {
         // Hooks and sequences run per instance (`%n`); the daemon does not

@@ -120,6 +120,9 @@ fn section_name(spec: &KeySpec, kind: UnitKind) -> &'static str {
 }
 
 /// Validates and lowers one declaration.
+mod lines;
+use lines::{hook_lines, kernel_lines};
+
 pub(crate) fn lower(
     d: &RawDecl,
     source_path: &str,
@@ -344,6 +347,7 @@ pub(crate) fn lower(
 
     if d.kind == UnitKind::Service {
         hook_lines(&runtime, &mut file, hook_runner, &mut problems);
+        kernel_lines(&runtime, &mut file, &mut problems);
     }
 
     if let Err(e) = file
@@ -396,70 +400,6 @@ pub(crate) fn lower(
         })
         .flatten();
     Lowered { unit, problems }
-}
-
-/// The stages `systemd-sparrow hook run UNIT STAGE` runs, the directive
-/// that calls each, and whether its failure is ignored (`-`): a failing
-/// `pre_stop` or `post_stop` must not keep a unit from stopping. `pre_start`
-/// runs before the startup sequence: it is the gate, the sequence the work.
-const HOOK_STAGES: &[(&str, &str, &str, bool)] = &[
-    ("hooks", "pre_start", "ExecStartPre", false),
-    ("orchestration", "startup_sequence", "ExecStartPre", false),
-    ("hooks", "post_start", "ExecStartPost", false),
-    ("hooks", "pre_stop", "ExecStop", true),
-    ("hooks", "post_stop", "ExecStopPost", true),
-];
-
-/// One generated command line per hook stage the unit has, calling the
-/// hook runner by absolute path with `%n` (the full unit name, so that a
-/// template's instances run with their own name). `pre_stop` goes ahead of
-/// the unit's own `ExecStop=` lines; the others after the unit's own.
-fn hook_lines(
-    runtime: &BTreeMap<String, RtValue>,
-    file: &mut UnitFile,
-    hook_runner: &dyn Fn() -> String,
-    problems: &mut Vec<Problem>,
-) {
-    let present = |key: &str, stage: &str| match runtime.get(key).and_then(|v| v.get(stage)) {
-        Some(RtValue::List(steps)) => !steps.is_empty(),
-        Some(_) => true,
-        None => false,
-    };
-    let wanted: Vec<_> = HOOK_STAGES
-        .iter()
-        .filter(|(key, stage, _, _)| present(key, stage))
-        .collect();
-    if wanted.is_empty() {
-        return;
-    }
-    let runner = hook_runner();
-    if !crate::host::plain_path(&runner) {
-        push(
-            problems,
-            None,
-            Issue::new(format!(
-                "the hook runner path {runner:?} must be absolute and need no quoting"
-            ))
-            .help("set SYSTEMD_SPARROW_HOOK_RUNNER to a plain absolute path"),
-        );
-        return;
-    }
-    let sect = file.section("Service").expect("valid section");
-    for (_, stage, directive, ignore) in wanted {
-        let line = Value::Verbatim(format!(
-            // `--`: a unit name may start with `-`.
-            "{}{runner} hook run -- %n {stage}",
-            if *ignore { "-" } else { "" }
-        ));
-        let pushed = if *directive == "ExecStop" {
-            sect.push_first(directive, &line)
-        } else {
-            sect.push(directive, &line)
-        };
-        if let Err(e) = pushed {
-            push(problems, None, Issue::new(format!("{directive}: {e}")));
-        }
-    }
 }
 
 impl Install {

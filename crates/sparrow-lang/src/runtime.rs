@@ -86,6 +86,8 @@ pub struct Monitor {
     pub max_changes_per_minute: Option<u32>,
     /// Periodic closure for log and pattern monitoring.
     pub pattern_check: Option<Closure>,
+    /// Files whose changes run `pattern_check` at once.
+    pub watch: Vec<String>,
 }
 
 /// `hooks`: closures run around the unit's lifecycle.
@@ -212,6 +214,8 @@ pub struct KernelMonitoring {
     pub system_scope: bool,
     /// `cgroup_memory.high_threshold`: a percentage of the memory limit.
     pub memory_high_threshold: Option<f64>,
+    /// `cgroup_memory.oom_score` (rendered as `OOMScoreAdjust=`).
+    pub oom_score: Option<i64>,
 }
 
 /// `adaptive_resources`.
@@ -352,6 +356,7 @@ fn kernel(k: &RtValue) -> KernelMonitoring {
     {
         out.memory_high_threshold = Some(*p);
     }
+    out.oom_score = int(k.get("cgroup_memory").and_then(|c| c.get("oom_score")));
     out
 }
 
@@ -382,6 +387,12 @@ impl RuntimeSpec {
                 max_changes_per_minute: int(monitor.and_then(|m| m.get("max_changes_per_minute")))
                     .and_then(|n| u32::try_from(n).ok()),
                 pattern_check: closure(monitor.and_then(|m| m.get("pattern_check"))),
+                watch: match monitor.and_then(|m| m.get("watch")) {
+                    Some(RtValue::List(files)) => {
+                        files.iter().filter_map(|f| text(Some(f))).collect()
+                    }
+                    _ => Vec::new(),
+                },
             },
             dynamic,
             health: keys.get("health").and_then(health),
@@ -401,7 +412,8 @@ impl RuntimeSpec {
             kernel: keys.get("kernel_monitoring").map(kernel),
             pressure_response: closure(keys.get("pressure_response")),
             adaptive: keys.get("adaptive_resources").map(|a| Adaptive {
-                kernel_signals: matches!(a.get("kernel_signals"), Some(RtValue::Bool(true))),
+                // Called on kernel signals unless `kernel_signals: false`.
+                kernel_signals: !matches!(a.get("kernel_signals"), Some(RtValue::Bool(false))),
                 strategy: closure(a.get("strategy")),
             }),
         }

@@ -51,6 +51,8 @@ pub enum Shape {
     Str,
     /// An `http://` or `https://` URL.
     Url,
+    /// An absolute path.
+    Path,
     /// A regular expression (Rust's `regex` syntax).
     Regex,
     /// An HTTP request header, `"Name: value"`.
@@ -306,6 +308,14 @@ pub fn validate(
             Ok(s) => fail(
                 errors,
                 Issue::new(format!("{:?} is not an http:// or https:// URL", s.text)),
+            ),
+            Err(i) => fail(errors, i),
+        },
+        Shape::Path => match value::text(v) {
+            Ok(s) if s.text.starts_with('/') => Some(RtValue::Str(s.text)),
+            Ok(s) => fail(
+                errors,
+                Issue::new(format!("{:?} is not an absolute path", s.text)),
             ),
             Err(i) => fail(errors, i),
         },
@@ -568,6 +578,7 @@ fn short(shape: &Shape) -> String {
         Shape::Threshold => "size or percentage".into(),
         Shape::Str => "string".into(),
         Shape::Url => "URL".into(),
+        Shape::Path => "absolute path".into(),
         Shape::Regex => "regex".into(),
         Shape::Header => "\"Name: value\"".into(),
         Shape::Bool => "boolean".into(),

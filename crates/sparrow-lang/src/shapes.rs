@@ -78,9 +78,16 @@ pub static MONITOR: Shape = Shape::Map(&[
     field!(
         "pattern_check",
         Shape::Closure(0, 0),
-        "periodic closure for log/pattern monitoring"
+        "closure for log/pattern monitoring, run every `interval` and when a `watch` file changes; may return `#{ environment: #{..} }` or resource keys"
+    ),
+    field!(
+        "watch",
+        WATCH,
+        "files whose changes run `pattern_check` at once (inotify, coalesced)"
     ),
 ]);
+
+const WATCH: Shape = Shape::List(&Shape::Path);
 
 const EXPECT: Shape = Shape::Map(&[
     field!(
@@ -177,11 +184,18 @@ const PSI: Shape = Shape::Map(&[
     ),
 ]);
 
-const CGROUP_MEMORY: Shape = Shape::Map(&[field!(
-    "high_threshold",
-    Shape::Percent,
-    "react when usage crosses this share of MemoryHigh/MemoryMax"
-)]);
+const CGROUP_MEMORY: Shape = Shape::Map(&[
+    field!(
+        "high_threshold",
+        Shape::Percent,
+        "`MemoryHigh=` at this share of `memory_max`, and a `memory-high` event when usage crosses it"
+    ),
+    field!(
+        "oom_score",
+        Shape::Int(-1000, 1000),
+        "`OOMScoreAdjust=`, -1000..1000"
+    ),
+]);
 
 /// `kernel_monitoring`.
 pub static KERNEL: Shape = Shape::Map(&[
@@ -200,7 +214,7 @@ pub static ADAPTIVE: Shape = Shape::Map(&[
         "call `strategy` on kernel signals"
     ),
     field!(
-        "strategy",
+        "strategy" | "adaptation_strategy",
         Shape::Closure(1, 1),
         "`|signals| ..` returning properties to apply"
     ),

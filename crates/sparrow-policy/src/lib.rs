@@ -13,12 +13,16 @@
 //!   and across the daemon.
 //! - [`health`]: a health check's results → healthy/unhealthy edges and
 //!   when to probe next; the restart budget (a sliding window).
+//! - [`kernel`]: PSI trigger lines (with the kernel's rules and the rounding
+//!   an unprivileged daemon needs), pressure and `memory.events` readings
+//!   and their deltas, coalescing of watched-file changes.
 //!
 //! **Boundary:** no I/O, no clock, no D-Bus types. Time is milliseconds
 //! since the epoch, passed in; settings are plain values the daemon encodes.
 #![deny(missing_docs)]
 
 pub mod health;
+pub mod kernel;
 mod prop;
 mod rate;
 mod verdict;

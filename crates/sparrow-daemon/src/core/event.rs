@@ -33,6 +33,8 @@ pub enum Origin {
     Schedule,
     /// `systemd-sparrow eval` (a control request id).
     Request(u64),
+    /// A kernel response (`pressure_response`, the adaptive strategy).
+    Kernel,
 }
 
 /// Everything that can happen to the core.
@@ -133,6 +135,37 @@ pub enum Event {
     },
     /// Closures called `alert()`.
     Alerts(Vec<crate::alert::Alert>),
+    /// A unit's kernel watches were set up: one result per watch, in the
+    /// order of [`Arm`](crate::core::kernel::Arm)'s triggers, then `memory.events`.
+    Armed {
+        /// The unit.
+        unit: String,
+        /// The arming it answers.
+        seq: u64,
+        /// Per watch.
+        results: Vec<crate::core::kernel::Armed>,
+    },
+    /// A kernel watch saw something.
+    Signal {
+        /// The unit.
+        unit: String,
+        /// The arming it belongs to.
+        seq: u64,
+        /// What.
+        signal: crate::core::kernel::Signal,
+        /// Pressure and memory figures read when it came.
+        readings: crate::core::kernel::Readings,
+    },
+    /// A kernel response ran: how many properties it returned (they come
+    /// as an [`Event::Evaluated`] of origin [`Origin::Kernel`]), or why it failed.
+    Responded {
+        /// The unit.
+        unit: String,
+        /// Properties returned, or the error.
+        result: Result<usize, String>,
+        /// What it `log()`ged.
+        logs: Vec<String>,
+    },
     /// A control request, to be answered with [`Action::Reply`] and its id.
     Control(u64, Request),
     /// `SIGHUP` or `systemd-sparrow reload`: read the definitions again.
@@ -240,6 +273,18 @@ pub enum Action {
         /// The unit.
         unit: String,
         /// What the closure receives.
+        event: serde_json::Value,
+    },
+    /// Watch a unit's pressure and memory events (→ [`Event::Armed`], then
+    /// [`Event::Signal`]s), replacing what was watched for it.
+    Arm(Box<crate::core::kernel::Arm>),
+    /// Stop watching a unit.
+    Disarm(String),
+    /// Call a unit's kernel responses with `event` (→ [`Event::Responded`]).
+    Respond {
+        /// The unit.
+        unit: String,
+        /// What `pressure_response` receives (and the strategy, as `signals`).
         event: serde_json::Value,
     },
     /// Raise an alert: the journal, and the configured webhook and command.

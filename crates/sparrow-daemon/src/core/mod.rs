@@ -12,6 +12,7 @@
 mod alerts;
 mod event;
 mod health;
+pub mod kernel;
 mod requests;
 mod resources;
 #[cfg(test)]
@@ -215,6 +216,7 @@ impl Core {
             features: vec![
                 Box::new(resources::Resources::default()),
                 Box::new(health::Health::default()),
+                Box::new(kernel::Kernel::default()),
             ],
             link: Link::Down { retry_at: None },
             backoff: BACKOFF_MIN,

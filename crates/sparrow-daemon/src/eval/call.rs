@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{Proc, SEND};
-use crate::core::Event;
+use crate::core::{Event, Origin};
+use crate::eval::Evaluation;
 use crate::worker::{CallReply, CallWhat, Request};
 
 /// A call of a health closure: a unit's `check` (for the probe `seq`), or
@@ -25,13 +26,22 @@ pub enum Call {
         /// What the closure receives.
         event: serde_json::Value,
     },
+    /// `pressure_response` and/or the adaptive strategy.
+    Kernel {
+        /// The unit.
+        unit: String,
+        /// What they receive.
+        event: serde_json::Value,
+    },
 }
 
 impl Call {
     /// The unit.
     pub fn unit(&self) -> &str {
         match self {
-            Call::Check { unit, .. } | Call::OnFailure { unit, .. } => unit,
+            Call::Check { unit, .. } | Call::OnFailure { unit, .. } | Call::Kernel { unit, .. } => {
+                unit
+            }
         }
     }
 
@@ -50,26 +60,55 @@ impl Call {
                 result: Err(why.to_string()),
                 logs: Vec::new(),
             },
+            Call::Kernel { unit, .. } => Event::Responded {
+                unit,
+                result: Err(why.to_string()),
+                logs: Vec::new(),
+            },
         }
     }
 
-    /// The event for a call that ran (`took` is the closure's time); with
-    /// `crashed`, it took its evaluator process down (`result` says how).
-    pub fn done(
-        self,
-        took: Duration,
-        result: Result<(), String>,
-        logs: Vec<String>,
-        crashed: bool,
-    ) -> Event {
+    /// The events for a call that ran (`took` is the closure's time); with
+    /// `crashed`, it took its evaluator process down (`result` says how). A
+    /// kernel response's properties come as an evaluation of origin
+    /// [`Origin::Kernel`], decided and applied as the resources feature's.
+    pub fn done(self, took: Duration, reply: CallReply) -> Vec<Event> {
+        let CallReply {
+            result,
+            logs,
+            props,
+            crashed,
+            ..
+        } = reply;
         match (self, result) {
-            (Call::Check { unit, seq }, Err(why)) if crashed => Event::NotProbed {
+            (Call::Check { unit, seq }, Err(why)) if crashed => vec![Event::NotProbed {
                 unit,
                 seq,
                 why,
                 crashed,
-            },
-            (call, result) => call.ran(took, result, logs),
+            }],
+            (Call::Kernel { unit, .. }, result) => {
+                let n = props.len();
+                let mut out = vec![Event::Responded {
+                    unit: unit.clone(),
+                    result: result.map(|()| n),
+                    logs,
+                }];
+                if n > 0 {
+                    out.push(Event::Evaluated(Evaluation {
+                        unit,
+                        generation: 0,
+                        result: Ok(props),
+                        took,
+                        timed_out: false,
+                        crashed: false,
+                        logs: Vec::new(),
+                        origin: Origin::Kernel,
+                    }));
+                }
+                out
+            }
+            (call, result) => vec![call.ran(took, result, logs)],
         }
     }
 
@@ -81,6 +120,11 @@ impl Call {
                 outcome: crate::core::outcome(took.as_millis() as u64, result),
             },
             Call::OnFailure { unit, .. } => Event::OnFailureDone { unit, result, logs },
+            Call::Kernel { unit, .. } => Event::Responded {
+                unit,
+                result: result.map(|()| 0),
+                logs,
+            },
         }
     }
 }
@@ -96,6 +140,7 @@ impl Proc {
             logs: Vec::new(),
             took_us: took.as_micros() as u64,
             alerts: Vec::new(),
+            props: Vec::new(),
             crashed: true,
         };
         self.ensure();
@@ -110,6 +155,7 @@ impl Proc {
             Call::OnFailure { unit, event } => {
                 (unit.clone(), CallWhat::OnFailure, Some(event.clone()))
             }
+            Call::Kernel { unit, event } => (unit.clone(), CallWhat::Kernel, Some(event.clone())),
         };
         let req = Request::Call {
             unit,

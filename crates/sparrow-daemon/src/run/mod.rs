@@ -162,7 +162,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                     specs,
                     problems,
                 }),
-                PoolEvent::Called(ev) => Msg::Event(ev),
+                PoolEvent::Called(evs) => Msg::Events(evs),
                 PoolEvent::Alerts(alerts) => Msg::Event(Event::Alerts(alerts)),
                 PoolEvent::Evaluated(batch) => {
                     Msg::Events(batch.into_iter().map(Event::Evaluated).collect())

@@ -36,6 +36,7 @@ fn spec(unit: &str, interval_ms: u64) -> Spec {
             dynamic: vec![],
         }),
         health: None,
+        kernel: None,
     }
 }
 

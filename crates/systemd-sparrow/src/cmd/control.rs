@@ -2,7 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sparrow_daemon::control::{self, Decision, HealthStatus, Request, Response, UnitStatus};
+use sparrow_daemon::control::{
+    self, Decision, HealthStatus, KernelStatus, Request, Response, UnitStatus,
+};
 
 fn ask(req: Request) -> anyhow::Result<Response> {
     let resp = control::request(&control::socket_path(), &req, Duration::from_secs(20))
@@ -69,8 +71,60 @@ pub fn status(unit: Option<String>, json: bool) -> anyhow::Result<u8> {
         if let Some(h) = &u.health {
             health(h);
         }
+        if let Some(k) = &u.kernel {
+            kernel(u, k);
+        }
     }
     Ok(0)
+}
+
+fn kernel(u: &UnitStatus, k: &KernelStatus) {
+    for w in &k.watches {
+        let fired = match w.last_fired_ms {
+            Some(at) => format!("; fired {} times, last {}", w.fired, ago(at)),
+            None => "; not fired".into(),
+        };
+        let file = if w.file.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", w.file)
+        };
+        println!("  kernel: {}{file}: {}{fired}", w.what, w.state);
+        if let Some(n) = &w.note {
+            println!("    ({n})");
+        }
+    }
+    if let Some(r) = &k.last_response {
+        println!(
+            "  kernel response {} to {}: {}",
+            ago(r.at_ms),
+            r.event,
+            r.outcome
+        );
+    }
+    println!(
+        "  kernel responses {}, failed {}, folded into a later one {}",
+        k.responses, k.errors, k.coalesced
+    );
+    if !u.features.iter().any(|f| f == "resources") {
+        if let Some(e) = u.last_eval.as_ref().filter(|e| e.error.is_none()) {
+            print!(
+                "  last decision {}:\n{}",
+                ago(e.at_ms),
+                decisions(&e.decisions)
+            );
+        }
+        for a in &u.applied {
+            println!(
+                "  applied {}: {} {} -> {} ({})",
+                ago(a.at_ms),
+                a.prop,
+                a.old,
+                a.new,
+                a.reason
+            );
+        }
+    }
 }
 
 fn resources(u: &UnitStatus) {

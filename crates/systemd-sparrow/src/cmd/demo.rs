@@ -126,6 +126,7 @@ pub fn run() -> anyhow::Result<u8> {
     );
     live_adjustment(&lab)?;
     heal_and_recover(&lab)?;
+    pressure_adapts(&lab)?;
     drop(lab);
     println!(
         "\nlab removed; demo took {:.1} s",
@@ -288,5 +289,39 @@ $ rm /run/healing/health"
         "\n$ systemd-sparrow status {unit}\n{}",
         status.stdout.trim_end()
     );
+    Ok(())
+}
+
+/// Runtime mode, part 3: burner.service stalls on CPU in its own cgroup;
+/// its PSI trigger fires and `pressure_response` lowers its CPU weight live.
+fn pressure_adapts(lab: &Lab) -> anyhow::Result<()> {
+    let unit = "burner.service";
+    println!(
+        "\n{unit} runs more busy loops than there are CPUs (CPUWeight={}):\n$ systemctl start {unit}",
+        lab.prop(unit, "CPUWeight")?
+    );
+    lab.exec(&["systemctl", "start", unit])?;
+    let changed = lab.wait_for("the pressure response", Duration::from_secs(30), |lab| {
+        let w = lab.prop(unit, "CPUWeight")?;
+        Ok((w == "20", format!("CPUWeight={w}")))
+    });
+    let log = lab.journal(&["-u", "systemd-sparrowd", "UNIT=burner.service"])?;
+    println!("systemd-sparrowd's journal about {unit}:");
+    for l in log.lines() {
+        println!("  {l}");
+    }
+    match changed {
+        Ok(()) => println!(
+            "{unit}: CPUWeight is now {} (applied live by the daemon, from a kernel trigger)",
+            lab.prop(unit, "CPUWeight")?
+        ),
+        Err(e) => println!("{unit}: no change seen: {e}"),
+    }
+    let status = lab.exec(&["/opt/sparrow/bin/systemd-sparrow", "status", unit])?;
+    println!(
+        "\n$ systemd-sparrow status {unit}\n{}",
+        status.stdout.trim_end()
+    );
+    lab.exec(&["systemctl", "stop", unit])?;
     Ok(())
 }

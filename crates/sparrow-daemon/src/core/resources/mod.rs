@@ -152,7 +152,7 @@ impl Resources {
                 }
                 record.error = Some(err.clone());
                 match e.origin {
-                    Origin::Schedule => {
+                    Origin::Schedule | Origin::Kernel => {
                         u.last_error = Some(err);
                         u.last_eval = Some(record);
                     }
@@ -250,7 +250,8 @@ impl Resources {
                 );
                 return;
             }
-            Origin::Schedule => u.last_eval = Some(record),
+            // A kernel response's decisions show as the last evaluation.
+            Origin::Schedule | Origin::Kernel => u.last_eval = Some(record),
         }
         if dry_run || plan.apply.is_empty() || !cx.connected {
             return;
@@ -395,7 +396,7 @@ impl Feature for Resources {
         let mut batch = Vec::new();
         for (name, u) in &mut self.units {
             let due = u.next_due <= now + batch_window(u.spec.interval_ms) && u.not_before <= now;
-            if !due || u.in_flight || u.applying {
+            if !due || u.in_flight || u.applying || !u.spec.scheduled() {
                 continue;
             }
             let unit = units.get(name);
@@ -420,7 +421,8 @@ impl Feature for Resources {
         self.units
             .iter()
             .filter(|(n, u)| {
-                !u.in_flight
+                u.spec.scheduled()
+                    && !u.in_flight
                     && !u.applying
                     && units
                         .get(*n)
@@ -457,6 +459,7 @@ impl Feature for Resources {
                             id,
                             Response::error("every evaluator is busy; try again"),
                         )),
+                        Origin::Kernel => {}
                     }
                 }
             }
@@ -514,7 +517,7 @@ impl Feature for Resources {
         let Request::Eval { unit } = req else {
             return None;
         };
-        if !self.units.contains_key(unit) {
+        if !self.units.get(unit).is_some_and(|u| u.spec.scheduled()) {
             return Some(Response::error(format!(
                 "{unit} has no resources to evaluate (no monitor.resources and no dynamic resource property)"
             )));

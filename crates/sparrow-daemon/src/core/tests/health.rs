@@ -39,6 +39,7 @@ fn health_spec(on_failure: FailureAction) -> Spec {
                 within_ms: 600_000,
             },
         }),
+        kernel: None,
     }
 }
 

@@ -31,6 +31,7 @@ fn spec(unit: &str, interval_ms: u64) -> Spec {
             dynamic: vec![],
         }),
         health: None,
+        kernel: None,
     }
 }
 
@@ -241,6 +242,7 @@ fn logs(actions: &[Action]) -> Vec<String> {
 }
 
 mod health;
+mod kernel;
 mod resources;
 
 #[test]
