@@ -288,6 +288,44 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                     w.disarm(&unit);
                 }
             }
+            Action::WatchFiles { unit, seq, files } => {
+                if let Err(e) = self.watcher().watch_files(&unit, seq, &files) {
+                    warn!("{unit}: cannot watch the pattern monitor's files: {e}");
+                    return Some(Event::PatternDone {
+                        unit,
+                        result: Err(format!("cannot watch its files: {e}")),
+                        logs: Vec::new(),
+                    });
+                }
+            }
+            Action::CallPattern(unit) => {
+                let call = Call::Pattern { unit };
+                let left = self.evaluator.call(call, KERNEL_LIMIT);
+                return left.map(|c| c.refused("every evaluator is busy"));
+            }
+            Action::SetEnvironment { unit, environment } => {
+                let Some(conn) = self.conn.clone() else {
+                    return Some(Event::EnvironmentSet {
+                        unit,
+                        result: Err("not connected to systemd".into()),
+                    });
+                };
+                self.spawn(async move {
+                    let result = async {
+                        crate::dropin::write_environment(
+                            std::path::Path::new(crate::dropin::RUNTIME_DIR),
+                            &unit,
+                            environment.as_ref(),
+                        )?;
+                        conn.reload()
+                            .await
+                            .map_err(|e| format!("daemon-reload: {e}"))?;
+                        conn.restart(&unit).await.map_err(|e| e.to_string())
+                    }
+                    .await;
+                    Event::EnvironmentSet { unit, result }
+                });
+            }
             Action::Respond { unit, event } => {
                 let left = self
                     .evaluator

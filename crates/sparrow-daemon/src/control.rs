@@ -185,6 +185,32 @@ pub struct UnitStatus {
     /// Its kernel watches and responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<KernelStatus>,
+    /// Its pattern monitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<PatternStatus>,
+}
+
+/// A unit's pattern monitor (`monitor.pattern_check`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatternStatus {
+    /// How often it runs without a change (ms).
+    pub interval_ms: u64,
+    /// The files whose changes run it.
+    pub watch: Vec<String>,
+    /// Runs since the daemon started, and failed runs.
+    pub runs: u64,
+    /// Failed runs.
+    pub errors: u64,
+    /// When it last ran (wall-clock ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_ms: Option<u64>,
+    /// What came of the last run.
+    pub last_outcome: String,
+    /// The environment the unit runs with now (from the drop-in), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BTreeMap<String, String>>,
+    /// Restarts it made to change the environment.
+    pub restarts: u64,
 }
 
 /// A unit's kernel watches (PSI triggers, `memory.events`) and responses.

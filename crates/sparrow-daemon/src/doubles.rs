@@ -36,6 +36,8 @@ pub enum Call {
     Set(String, Vec<Setting>),
     /// A restart asked for.
     Restart(String),
+    /// A daemon-reload.
+    Reload,
 }
 
 /// One unit as the fake systemd has it.
@@ -170,6 +172,11 @@ impl Systemd for FakeSystemd {
         let mut f = lock(&self.0);
         f.calls.push(Call::Restart(unit.into()));
         f.units.get(unit).map(|_| ()).ok_or_else(|| no_unit(unit))
+    }
+
+    async fn reload(&self) -> Result<(), SystemdError> {
+        lock(&self.0).calls.push(Call::Reload);
+        Ok(())
     }
 
     async fn info(&self, unit: &str) -> Result<UnitInfo, SystemdError> {

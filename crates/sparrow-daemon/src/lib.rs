@@ -21,6 +21,7 @@ pub mod control;
 pub mod core;
 #[cfg(test)]
 mod doubles;
+pub mod dropin;
 pub mod eval;
 pub mod notify;
 mod private;

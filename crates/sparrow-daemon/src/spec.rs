@@ -41,6 +41,18 @@ pub struct Spec {
     /// The kernel feature: PSI triggers, `memory.events`, and who responds.
     #[serde(default)]
     pub kernel: Option<KernelSpec>,
+    /// The pattern feature: `monitor.pattern_check` and its watched files.
+    #[serde(default)]
+    pub pattern: Option<PatternSpec>,
+}
+
+/// `monitor.pattern_check`, run every interval and when a watched file changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatternSpec {
+    /// `monitor.interval` (default a minute).
+    pub interval_ms: u64,
+    /// `monitor.watch`: absolute paths.
+    pub watch: Vec<String>,
 }
 
 /// `kernel_monitoring` with `pressure_response` and `adaptive_resources`.
@@ -193,7 +205,8 @@ pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
     });
     // Kernel responses are applied through the resources feature (its
     // hysteresis, caps and apply path), scheduled or not.
-    let responds = kernel.as_ref().is_some_and(|k| k.response || k.strategy);
+    let responds = kernel.as_ref().is_some_and(|k| k.response || k.strategy)
+        || monitor.pattern_check.is_some();
     let resources =
         (monitor.resources.is_some() || !dynamic.is_empty() || responds).then(|| ResourcesSpec {
             interval_ms: ms(monitor.interval).unwrap_or(DEFAULT_INTERVAL_MS).max(100),
@@ -217,6 +230,10 @@ pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
         resources,
         health: rt.health.as_ref().map(health_spec),
         kernel,
+        pattern: monitor.pattern_check.as_ref().map(|_| PatternSpec {
+            interval_ms: ms(monitor.interval).unwrap_or(DEFAULT_INTERVAL_MS).max(100),
+            watch: monitor.watch.clone(),
+        }),
     })
 }
 

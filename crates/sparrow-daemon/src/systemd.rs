@@ -74,6 +74,8 @@ pub trait Systemd: Send + Sync + 'static {
     fn info(&self, unit: &str) -> impl Future<Output = Result<UnitInfo, SystemdError>> + Send;
     /// `RestartUnit(unit, "replace")`: returns once the job is queued.
     fn restart(&self, unit: &str) -> impl Future<Output = Result<(), SystemdError>> + Send;
+    /// `Reload()` (`systemctl daemon-reload`): returns once systemd reloaded.
+    fn reload(&self) -> impl Future<Output = Result<(), SystemdError>> + Send;
 }
 
 /// A unit's object path: `web.service` → `/org/freedesktop/systemd1/unit/web_2eservice`
@@ -289,6 +291,10 @@ impl Systemd for Bus {
         self.manager("RestartUnit", &(unit, "replace"))
             .await
             .map(|_| ())
+    }
+
+    async fn reload(&self) -> Result<(), SystemdError> {
+        self.manager("Reload", &()).await.map(|_| ())
     }
 
     async fn info(&self, unit: &str) -> Result<UnitInfo, SystemdError> {

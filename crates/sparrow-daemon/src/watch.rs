@@ -55,6 +55,7 @@ pub struct Watcher {
     privileged: bool,
     tx: mpsc::Sender<Event>,
     tasks: HashMap<String, Vec<AbortHandle>>,
+    files: HashMap<String, AbortHandle>,
 }
 
 impl Watcher {
@@ -76,7 +77,63 @@ impl Watcher {
             privileged,
             tx,
             tasks: HashMap::new(),
+            files: HashMap::new(),
         }
+    }
+
+    /// Watches `files` for `unit`'s pattern monitor (replacing what was
+    /// watched; none: stop). A file that is rotated (moved away, deleted
+    /// and created again) or truncated still counts: its directory is
+    /// watched for its name too, and a new file is watched as it appears.
+    /// A file that does not exist yet is watched for when it does.
+    pub fn watch_files(&mut self, unit: &str, seq: u64, files: &[String]) -> Result<(), String> {
+        if let Some(t) = self.files.remove(unit) {
+            t.abort();
+        }
+        if files.is_empty() {
+            return Ok(());
+        }
+        let watch = FileWatch::new(files)?;
+        // SAFETY: `Inotify` owns its descriptor and never replaces it; the
+        // AsyncFd owns it until it is dropped.
+        let afd = unsafe { AsyncFd::register_with_interest(watch.inotify, Interest::READABLE) }
+            .map_err(|e| format!("inotify: cannot wait on it: {e}"))?;
+        let (unit_name, tx) = (unit.to_string(), self.tx.clone());
+        let mut files = watch.files;
+        let task = tokio::spawn(async move {
+            let mut afd = afd;
+            let mut buf = [0u8; 4096];
+            loop {
+                let Ok(mut guard) = afd.readable_mut().await else {
+                    return;
+                };
+                let inotify = guard.get_inner_mut();
+                let changed = match inotify.read_events(&mut buf) {
+                    Ok(events) => {
+                        let events: Vec<(inotify::EventMask, Option<std::ffi::OsString>)> = events
+                            .map(|e| (e.mask, e.name.map(|n| n.to_owned())))
+                            .collect();
+                        files.changed(inotify, &events)
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        guard.clear_ready();
+                        continue;
+                    }
+                    Err(_) => return,
+                };
+                if changed {
+                    let ev = Event::FilesChanged {
+                        unit: unit_name.clone(),
+                        seq,
+                    };
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        self.files.insert(unit.to_string(), task.abort_handle());
+        Ok(())
     }
 
     /// Stops watching `unit`.
@@ -216,6 +273,75 @@ impl Watcher {
             }
         });
         Ok((t.rounded, task.abort_handle()))
+    }
+}
+
+/// Watched files: each file's own watch (content, moves, deletion) and its
+/// directory's (the name appearing again).
+struct FileWatch {
+    inotify: inotify::Inotify,
+    files: Watched,
+}
+
+struct Watched {
+    /// (path, its directory, its name).
+    paths: Vec<(PathBuf, PathBuf, std::ffi::OsString)>,
+}
+
+const FILE_MASK: inotify::WatchMask = inotify::WatchMask::MODIFY
+    .union(inotify::WatchMask::CLOSE_WRITE)
+    .union(inotify::WatchMask::ATTRIB)
+    .union(inotify::WatchMask::MOVE_SELF)
+    .union(inotify::WatchMask::DELETE_SELF);
+const DIR_MASK: inotify::WatchMask = inotify::WatchMask::CREATE.union(inotify::WatchMask::MOVED_TO);
+
+impl FileWatch {
+    fn new(files: &[String]) -> Result<FileWatch, String> {
+        let inotify = inotify::Inotify::init().map_err(|e| format!("inotify: {e}"))?;
+        let mut paths = Vec::new();
+        for f in files {
+            let p = PathBuf::from(f);
+            let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+                return Err(format!("{f}: not a file path"));
+            };
+            inotify
+                .watches()
+                .add(dir, DIR_MASK)
+                .map_err(|e| format!("{}: inotify: {e}", dir.display()))?;
+            // Not there yet is fine: its directory says when it is.
+            let _ = inotify.watches().add(&p, FILE_MASK);
+            paths.push((p.clone(), dir.to_path_buf(), name.to_owned()));
+        }
+        Ok(FileWatch {
+            inotify,
+            files: Watched { paths },
+        })
+    }
+}
+
+impl Watched {
+    /// Whether `events` concern a watched file; a file that appeared under
+    /// its name again is watched anew.
+    fn changed(
+        &mut self,
+        inotify: &mut inotify::Inotify,
+        events: &[(inotify::EventMask, Option<std::ffi::OsString>)],
+    ) -> bool {
+        let mut changed = false;
+        for (mask, name) in events {
+            match name {
+                // A directory event: only the names we watch matter.
+                Some(n) => {
+                    if let Some((p, _, _)) = self.paths.iter().find(|(_, _, f)| f == n) {
+                        let _ = inotify.watches().add(p, FILE_MASK);
+                        changed = true;
+                    }
+                }
+                // The file's own watch (IGNORED: it went; its name may come back).
+                None => changed |= !mask.contains(inotify::EventMask::IGNORED),
+            }
+        }
+        changed
     }
 }
 

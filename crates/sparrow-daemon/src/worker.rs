@@ -82,6 +82,8 @@ pub(crate) enum CallWhat {
     /// `pressure_response(event)` and/or `adaptive_resources.strategy(signals)`;
     /// what they return is [`CallReply::props`].
     Kernel,
+    /// `monitor.pattern_check()`: properties, and [`CallReply::environment`].
+    Pattern,
 }
 
 /// The answer to [`Request::Call`].
@@ -96,9 +98,12 @@ pub struct CallReply {
     /// `alert()` calls: (message, severity).
     #[serde(default)]
     pub alerts: Vec<(String, String)>,
-    /// Properties a kernel response returned.
+    /// Properties a kernel response or a pattern check returned.
     #[serde(default)]
     pub props: Vec<(Prop, Desired)>,
+    /// The environment a pattern check returned (`None`: it returned none).
+    #[serde(default)]
+    pub environment: Option<BTreeMap<String, String>>,
     /// Set by the daemon, never sent: the process died or was killed.
     #[serde(skip)]
     pub crashed: bool,
@@ -138,6 +143,7 @@ struct UnitClosures {
     on_failure: Option<Closure>,
     pressure: Option<Closure>,
     strategy: Option<Closure>,
+    pattern: Option<Closure>,
 }
 
 /// Serves requests on stdin until it closes.
@@ -247,17 +253,24 @@ pub fn serve() -> u8 {
                     return 2;
                 };
                 let start = Instant::now();
-                let (result, props) = match what {
+                let limit = Duration::from_millis(limit_ms);
+                let (result, props, environment) = match what {
                     CallWhat::Kernel => {
-                        let limit = Duration::from_millis(limit_ms);
                         match kernel_call(loader, closures.get(&unit), &unit, arg, limit) {
-                            Ok(p) => (Ok(()), p),
-                            Err(e) => (Err(e), Vec::new()),
+                            Ok(p) => (Ok(()), p, None),
+                            Err(e) => (Err(e), Vec::new(), None),
+                        }
+                    }
+                    CallWhat::Pattern => {
+                        match pattern_call(loader, closures.get(&unit), &unit, limit) {
+                            Ok((p, env)) => (Ok(()), p, env),
+                            Err(e) => (Err(e), Vec::new(), None),
                         }
                     }
                     _ => (
                         health_call(loader, closures.get(&unit), &unit, what, arg, limit_ms),
                         Vec::new(),
+                        None,
                     ),
                 };
                 let logs = std::mem::take(&mut *logs.lock().unwrap_or_else(|p| p.into_inner()))
@@ -270,6 +283,7 @@ pub fn serve() -> u8 {
                     took_us: start.elapsed().as_micros() as u64,
                     alerts: take_alerts(),
                     props,
+                    environment,
                     crashed: false,
                 })
             }
@@ -292,7 +306,7 @@ fn health_call(
     let closure = match what {
         CallWhat::Check => closures.and_then(|c| c.check.as_ref()),
         CallWhat::OnFailure => closures.and_then(|c| c.on_failure.as_ref()),
-        CallWhat::Kernel => None,
+        CallWhat::Kernel | CallWhat::Pattern => None,
     }
     .ok_or_else(|| format!("{unit} has no such closure in the loaded definitions"))?;
     let args = match arg {
@@ -338,6 +352,64 @@ fn kernel_call(
         props_of(closure, &v, what, &mut out).map_err(|(e, _)| e)?;
     }
     Ok(out.into_iter().collect())
+}
+
+/// Variables to restart a unit with.
+type Environment = BTreeMap<String, String>;
+/// Resource properties a closure returned.
+type Props = Vec<(Prop, Desired)>;
+
+/// Calls a unit's `pattern_check`: `environment: #{..}` is the environment
+/// to restart with (values as text), the other keys resource properties.
+/// `()` or `#{}` returns neither.
+fn pattern_call(
+    loader: &Loader,
+    closures: Option<&UnitClosures>,
+    unit: &str,
+    limit: Duration,
+) -> Result<(Props, Option<Environment>), String> {
+    let closure = closures
+        .and_then(|c| c.pattern.as_ref())
+        .ok_or_else(|| format!("{unit} has no pattern_check in the loaded definitions"))?;
+    let v = loader
+        .call(closure, vec![], unit, limit)
+        .map_err(|e| e.to_string())?;
+    if v.is_unit() {
+        return Ok((Vec::new(), None));
+    }
+    let Some(mut map) = v.read_lock::<Map>().map(|m| m.clone()) else {
+        return Err(format!(
+            "{}: pattern_check returned {}, not a map (`#{{ environment: #{{..}} }}` or resource keys)",
+            closure.place(),
+            value::type_name(&v)
+        ));
+    };
+    let environment = match map.remove("environment") {
+        None => None,
+        Some(env) => {
+            let Some(env) = env.read_lock::<Map>().map(|m| m.clone()) else {
+                return Err(format!(
+                    "{}: pattern_check's environment is {}, not a map of names to values",
+                    closure.place(),
+                    value::type_name(&env)
+                ));
+            };
+            Some(
+                env.into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        }
+    };
+    let mut out = BTreeMap::new();
+    props_of(
+        closure,
+        &rhai::Dynamic::from_map(map),
+        "pattern_check",
+        &mut out,
+    )
+    .map_err(|(e, _)| e)?;
+    Ok((out.into_iter().collect(), environment))
 }
 
 /// The resource keys of a map a closure returned, into `out`.
@@ -436,6 +508,7 @@ fn load_one(
                 on_failure,
                 pressure: decl.runtime.pressure_response.clone(),
                 strategy,
+                pattern: decl.runtime.monitor.pattern_check.clone(),
             },
         );
         out.specs.push(spec);

@@ -234,8 +234,32 @@ fn meminfo_field(text: &str, key: &str) -> Result<u64, String> {
     Ok(kb * 1024)
 }
 
-/// Reads a small regular file without blocking.
-pub fn read_small_file(path: &str) -> Result<String, String> {
+/// The last `bytes` (at most [`READ_FILE_MAX`]) of a regular file, for
+/// `read_file_tail()`: a log of any size costs one seek and one read. A
+/// character cut at the start is dropped; invalid UTF-8 is replaced.
+pub fn read_file_tail(path: &str, bytes: u64) -> Result<String, String> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = open_regular(path)?;
+    let len = f.metadata().map_err(|e| format!("{path}: {e}"))?.len();
+    let want = bytes.min(READ_FILE_MAX).min(len);
+    f.seek(SeekFrom::Start(len - want))
+        .map_err(|e| format!("{path}: {e}"))?;
+    let mut buf = Vec::with_capacity(want as usize);
+    f.take(want)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("{path}: {e}"))?;
+    // Continuation bytes of a character that began before the cut.
+    let skip = buf
+        .iter()
+        .take(3)
+        .take_while(|b| (**b & 0xC0) == 0x80)
+        .count();
+    Ok(String::from_utf8_lossy(&buf[skip..]).into_owned())
+}
+
+/// Opens `path` for reading if it is an absolute path to a regular file
+/// (never a FIFO or a device, never the kernel log).
+fn open_regular(path: &str) -> Result<fs::File, String> {
     let p = Path::new(path);
     if !p.is_absolute() {
         return Err(format!("{path}: not an absolute path"));
@@ -247,7 +271,7 @@ pub fn read_small_file(path: &str) -> Result<String, String> {
             "{path}: the kernel log is not readable from closures"
         ));
     }
-    let mut f = fs::OpenOptions::new()
+    let f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(p)
@@ -256,6 +280,12 @@ pub fn read_small_file(path: &str) -> Result<String, String> {
     if !meta.is_file() {
         return Err(format!("{path}: not a regular file"));
     }
+    Ok(f)
+}
+
+/// Reads a small regular file without blocking.
+pub fn read_small_file(path: &str) -> Result<String, String> {
+    let mut f = open_regular(path)?;
     let mut buf = Vec::new();
     f.by_ref()
         .take(READ_FILE_MAX + 1)
@@ -351,6 +381,9 @@ impl RuntimeHost for RealRuntime {
     fn read_file(&self, path: &str) -> Result<String, String> {
         read_small_file(path)
     }
+    fn read_file_tail(&self, path: &str, bytes: u64) -> Result<String, String> {
+        read_file_tail(path, bytes)
+    }
     fn log(&self, unit: &str, message: &str) {
         (self.log)(unit, message);
     }
@@ -382,166 +415,4 @@ impl RuntimeHost for RealRuntime {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn runtime() -> (RealRuntime, Arc<std::sync::Mutex<Vec<String>>>) {
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let s = seen.clone();
-        let units: Units = Arc::default();
-        (
-            RealRuntime::new(
-                units,
-                Arc::new(move |u, m| s.lock().unwrap().push(format!("{u}: {m}"))),
-            ),
-            seen,
-        )
-    }
-
-    fn meminfo(key: &str) -> u64 {
-        let t = fs::read_to_string("/proc/meminfo").unwrap();
-        let l = t.lines().find(|l| l.starts_with(key)).unwrap();
-        l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
-    }
-
-    #[test]
-    fn memory_figures_match_proc_meminfo() {
-        let (rt, _) = runtime();
-        let avail = rt.available_memory().unwrap();
-        let want = meminfo("MemAvailable:");
-        // The two reads are a moment apart: allow 64 MiB of drift.
-        assert!(avail.abs_diff(want) < 64 << 20, "{avail} vs {want}");
-        assert!(rt.free_memory().unwrap() <= meminfo("MemTotal:"));
-    }
-
-    #[test]
-    fn load_is_a_percentage_of_all_cpus() {
-        let (rt, _) = runtime();
-        let l = rt.load().unwrap();
-        let one: f64 = fs::read_to_string("/proc/loadavg")
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let cpus = std::thread::available_parallelism().unwrap().get() as f64;
-        assert!((l - one / cpus * 100.0).abs() < 50.0, "{l}");
-        assert!(l >= 0.0);
-    }
-
-    #[test]
-    fn psi_reads_proc_pressure() {
-        let (rt, _) = runtime();
-        let m = rt.psi("memory").unwrap();
-        assert!(m.full.is_some());
-        assert!(m.some.avg10 >= 0.0 && m.some.avg10 <= 100.0);
-        let cpu = rt.psi("cpu").unwrap();
-        let text = fs::read_to_string("/proc/pressure/cpu").unwrap();
-        let total: u64 = text
-            .lines()
-            .next()
-            .unwrap()
-            .rsplit("total=")
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert!(
-            cpu.some.total <= total + 10_000_000,
-            "{} vs {total}",
-            cpu.some.total
-        );
-        assert!(rt.psi("disk").unwrap_err().contains("unknown resource"));
-    }
-
-    #[test]
-    fn read_file_reads_small_regular_files_only() {
-        let d = tempfile::tempdir().unwrap();
-        let f = d.path().join("limit");
-        fs::write(&f, "512M\n").unwrap();
-        let (rt, _) = runtime();
-        assert_eq!(rt.read_file(f.to_str().unwrap()).unwrap(), "512M\n");
-        assert!(rt
-            .read_file("relative")
-            .unwrap_err()
-            .contains("not an absolute path"));
-        assert!(rt
-            .read_file("/dev/zero")
-            .unwrap_err()
-            .contains("not a regular file"));
-        let fifo = d.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo with a valid C string.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert!(
-            rt.read_file(fifo.to_str().unwrap())
-                .unwrap_err()
-                .contains("not a regular file"),
-            "a FIFO must not block"
-        );
-        fs::write(&f, vec![b'x'; 70_000]).unwrap();
-        assert!(rt
-            .read_file(f.to_str().unwrap())
-            .unwrap_err()
-            .contains("larger than"));
-    }
-
-    #[test]
-    fn connections_counts_established_sockets_on_a_port() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (rt, _) = runtime();
-        assert_eq!(rt.connections(port).unwrap(), 0);
-        let _a = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let _b = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let (_s1, _) = listener.accept().unwrap();
-        let (_s2, _) = listener.accept().unwrap();
-        assert_eq!(rt.connections(port).unwrap(), 2);
-    }
-
-    #[test]
-    fn service_figures_come_from_the_daemons_view() {
-        let (rt, seen) = runtime();
-        assert_eq!(rt.service_state("x.service"), "unknown");
-        // Our own cgroup stands in for a unit's.
-        let own = fs::read_to_string("/proc/self/cgroup").unwrap();
-        let cg = own
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .unwrap()
-            .to_string();
-        rt.units.write().unwrap().insert(
-            "x.service".into(),
-            UnitSnapshot {
-                active_state: "active".into(),
-                control_group: cg,
-            },
-        );
-        assert_eq!(rt.service_state("x.service"), "active");
-        // memory.current, or the resident size of our own process at least.
-        let bytes = rt.service_memory("x.service").unwrap();
-        let own_rss: u64 = fs::read_to_string("/proc/self/status")
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap();
-        assert!(
-            bytes >= own_rss * 1024 / 2,
-            "{bytes} bytes for a cgroup holding this process ({own_rss} kB resident)"
-        );
-        assert!(rt
-            .service_memory("y.service")
-            .unwrap_err()
-            .contains("no control group"));
-        rt.log("x.service", "hello");
-        assert_eq!(*seen.lock().unwrap(), vec!["x.service: hello".to_string()]);
-    }
-
-    #[test]
-    fn cgroup_mounts_are_found() {
-        let fs = CgroupFs::detect();
-        assert!(fs.v2.is_some() || fs.v1_memory.is_some(), "{fs:?}");
-    }
-}
+mod tests;

@@ -16,13 +16,8 @@ use crate::lower::{RawDecl, UnitDecl, UnitKind};
 /// the hook runner), `health` and dynamic resource properties; the rest
 /// waits for later parts of runtime mode.
 pub(crate) fn not_acted_on(unit: &UnitDecl) -> Vec<(String, String)> {
-    const LATER: &str = "is checked but not acted on yet: this version acts on hooks, startup sequences, health checks, kernel monitoring, pressure responses, adaptive strategies, `monitor.resources` and dynamic resource properties";
     let rt = &unit.runtime;
     let mut out: Vec<(String, String)> = Vec::new();
-    let mut note = |key: &str, what: String| out.push((key.to_string(), format!("{what} {LATER}")));
-    if rt.monitor.pattern_check.is_some() {
-        note("monitor", "`monitor.pattern_check`".into());
-    }
     let high = rt.kernel.as_ref().and_then(|k| k.memory_high_threshold);
     if high.is_some() && unit.file.get("Service", "MemoryMax").is_empty() {
         out.push((
@@ -35,7 +30,11 @@ pub(crate) fn not_acted_on(unit: &UnitDecl) -> Vec<(String, String)> {
         // track instances yet.
         for (key, present) in [
             ("health", rt.health.is_some()),
-            ("monitor", rt.monitor.resources.is_some()),
+            (
+                "monitor",
+                rt.monitor.resources.is_some() || rt.monitor.pattern_check.is_some(),
+            ),
+            ("kernel_monitoring", rt.kernel.is_some()),
         ] {
             if present {
                 out.push((

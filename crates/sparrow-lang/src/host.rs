@@ -167,6 +167,12 @@ pub trait RuntimeHost: Send + Sync {
     fn connections(&self, port: u16) -> Result<u64, String>;
     /// A small regular file's text.
     fn read_file(&self, path: &str) -> Result<String, String>;
+    /// The last `bytes` bytes of a regular file, as text (a character cut
+    /// at the start is dropped). Hosts without files keep this default.
+    fn read_file_tail(&self, path: &str, bytes: u64) -> Result<String, String> {
+        let _ = bytes;
+        Err(format!("{path}: this host reads no files"))
+    }
     /// A message from a closure about `unit`.
     fn log(&self, unit: &str, message: &str);
     /// `alert(message, severity)` from a closure about `unit`

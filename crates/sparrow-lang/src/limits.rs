@@ -53,6 +53,8 @@ pub(crate) const RUNTIME_ONLY: &[(&str, usize)] = &[
     ("connections", 1),
     ("http_get", 1),
     ("read_file", 1),
+    ("read_file_tail", 2),
+    ("matches", 2),
     ("journal", 2),
     ("alert", 2),
     ("log", 1),
@@ -79,6 +81,8 @@ pub(crate) const RUNTIME_PROVIDED: &[&str] = &[
     "service_state",
     "connections",
     "read_file",
+    "read_file_tail",
+    "matches",
     "alert",
     "log",
 ];

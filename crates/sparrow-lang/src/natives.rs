@@ -228,6 +228,38 @@ pub(crate) fn register_runtime(
         r.read_file(path)
             .map_err(|e| host_err("read_file", e, ctx.call_position()))
     });
+    let r = rt.clone();
+    engine.register_fn(
+        "read_file_tail",
+        move |ctx: NativeCallContext, path: &str, bytes: i64| {
+            let bytes = u64::try_from(bytes).map_err(|_| {
+                err(
+                    format!("read_file_tail(): {bytes} is not a byte count"),
+                    None,
+                    ctx.call_position(),
+                )
+            })?;
+            r.read_file_tail(path, bytes)
+                .map_err(|e| host_err("read_file_tail", e, ctx.call_position()))
+        },
+    );
+    engine.register_fn(
+        "matches",
+        |ctx: NativeCallContext,
+         text: &str,
+         pattern: &str|
+         -> Result<rhai::Array, Box<EvalAltResult>> {
+            // Bounded like `body_regex`: a pattern cannot make a huge automaton.
+            let re = regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| err(format!("matches(): {e}"), None, ctx.call_position()))?;
+            Ok(re
+                .find_iter(text)
+                .map(|m| Dynamic::from(m.as_str().to_string()))
+                .collect())
+        },
+    );
     let (r, u) = (rt.clone(), unit.clone());
     engine.register_fn(
         "alert",

@@ -61,6 +61,12 @@ impl RuntimeHost for Recording {
             .then(|| "768M\n".to_string())
             .ok_or_else(|| format!("{path}: not found"))
     }
+    fn read_file_tail(&self, path: &str, bytes: u64) -> Result<String, String> {
+        let log = "boot\nGET /ok\nGET /../etc/passwd\nGET /../../shadow\n";
+        (path == "/var/log/app.log")
+            .then(|| log[log.len().saturating_sub(bytes as usize)..].to_string())
+            .ok_or_else(|| format!("{path}: not found"))
+    }
     fn log(&self, unit: &str, message: &str) {
         self.logs
             .lock()
@@ -298,4 +304,50 @@ service("imp", #{
         .call(c, vec![], "imp.service", Duration::from_secs(1))
         .unwrap();
     assert_eq!(v.as_int().unwrap(), 123 * 1024);
+}
+
+#[test]
+fn pattern_functions_read_a_tail_and_find_matches() {
+    let l = loader(Arc::new(Recording::default()));
+    let def = r#"
+service("web", #{ exec_start: "/bin/true", monitor: #{ resources: || {
+    let hits = matches(read_file_tail("/var/log/app.log", 40), "\\.\\./[a-z]+");
+    #{ tasks_max: 100 + hits.len(), hits: hits }
+} } });
+service("broken", #{ exec_start: "/bin/true", monitor: #{ resources: || matches("x", "(") } });
+"#;
+    let loaded = l.load(Path::new("/defs/w.sparrow"), def, Rc::new(Lib));
+    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
+    let out: Map = l
+        .call(
+            &resources(&loaded, "web.service"),
+            vec![],
+            "web.service",
+            Duration::from_secs(1),
+        )
+        .unwrap()
+        .cast();
+    // The last 40 bytes hold both traversals, not "boot".
+    let hits: Vec<String> = out["hits"]
+        .clone()
+        .into_array()
+        .unwrap()
+        .into_iter()
+        .map(|h| h.into_string().unwrap())
+        .collect();
+    assert_eq!(hits, ["../etc", "../shadow"]);
+    assert_eq!(out["tasks_max"].as_int().unwrap(), 102);
+    let e = l
+        .call(
+            &resources(&loaded, "broken.service"),
+            vec![],
+            "broken.service",
+            Duration::from_secs(1),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("w.sparrow:6:") && e.contains("matches(): regex parse error"),
+        "{e}"
+    );
 }

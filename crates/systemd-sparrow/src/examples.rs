@@ -40,6 +40,10 @@ pub static EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../../examples/nginx.sparrow"),
     ),
     (
+        "pressure.sparrow",
+        include_str!("../../../examples/pressure.sparrow"),
+    ),
+    (
         "sized-by-host.sparrow",
         include_str!("../../../examples/sized-by-host.sparrow"),
     ),

@@ -177,17 +177,17 @@ fn check_is_clean_on_the_examples_and_notes_runtime_keys() {
     );
     // Every runtime key the examples use is acted on: no note says otherwise.
     assert!(!err.contains("is checked but not acted on"), "{err}");
-    // One that is not yet (pattern monitors) is noted.
+    // A template's runtime keys are not (the daemon does not track instances).
     let f = tmp.path().join("pattern.sparrow");
     fs::write(
         &f,
-        "service(\"p\", #{ exec_start: \"/bin/true\", monitor: #{ pattern_check: || #{} } });\n",
+        "service(\"p@\", #{ exec_start: \"/bin/true\", monitor: #{ pattern_check: || #{} } });\n",
     )
     .unwrap();
     let o = run(sparrow(tmp.path()).arg("check").arg(&f));
     let err = text(&o.stderr);
     assert!(
-        err.contains("`monitor.pattern_check` is checked but not acted on yet"),
+        err.contains("`monitor` of a template is checked but not acted on yet"),
         "{err}"
     );
 }

@@ -156,6 +156,32 @@ pub enum Event {
         /// Pressure and memory figures read when it came.
         readings: crate::core::kernel::Readings,
     },
+    /// A watched file of a unit's pattern monitor changed (moved, recreated).
+    FilesChanged {
+        /// The unit.
+        unit: String,
+        /// The watch it belongs to.
+        seq: u64,
+    },
+    /// A `pattern_check` ran: how many properties it returned (they come as
+    /// an [`Event::Evaluated`] of origin [`Origin::Kernel`]) and the
+    /// environment it asked for; or why it failed.
+    PatternDone {
+        /// The unit.
+        unit: String,
+        /// What it returned, or the error.
+        result: Result<crate::core::pattern::Outcome, String>,
+        /// What it `log()`ged.
+        logs: Vec<String>,
+    },
+    /// A unit's pattern environment was written (or removed), systemd
+    /// reloaded and the unit restarted; or why not.
+    EnvironmentSet {
+        /// The unit.
+        unit: String,
+        /// Done, or the error.
+        result: Result<(), String>,
+    },
     /// A kernel response ran: how many properties it returned (they come
     /// as an [`Event::Evaluated`] of origin [`Origin::Kernel`]), or why it failed.
     Responded {
@@ -286,6 +312,27 @@ pub enum Action {
         unit: String,
         /// What `pressure_response` receives (and the strategy, as `signals`).
         event: serde_json::Value,
+    },
+    /// Watch these files for a unit's pattern monitor (→ [`Event::FilesChanged`]);
+    /// none: stop watching.
+    WatchFiles {
+        /// The unit.
+        unit: String,
+        /// This watch's number; its events carry it.
+        seq: u64,
+        /// Absolute paths.
+        files: Vec<String>,
+    },
+    /// Call a unit's `pattern_check` (→ [`Event::PatternDone`]).
+    CallPattern(String),
+    /// Restart a unit with this environment on top of its own, written as a
+    /// runtime drop-in (`None`: remove it, back to the unit's own), after a
+    /// daemon-reload (→ [`Event::EnvironmentSet`]).
+    SetEnvironment {
+        /// The unit.
+        unit: String,
+        /// The variables.
+        environment: Option<BTreeMap<String, String>>,
     },
     /// Raise an alert: the journal, and the configured webhook and command.
     Alert(Box<crate::alert::Alert>),

@@ -13,6 +13,7 @@ mod alerts;
 mod event;
 mod health;
 pub mod kernel;
+pub mod pattern;
 mod requests;
 mod resources;
 #[cfg(test)]
@@ -217,6 +218,7 @@ impl Core {
                 Box::new(resources::Resources::default()),
                 Box::new(health::Health::default()),
                 Box::new(kernel::Kernel::default()),
+                Box::new(pattern::Pattern::default()),
             ],
             link: Link::Down { retry_at: None },
             backoff: BACKOFF_MIN,

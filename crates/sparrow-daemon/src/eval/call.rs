@@ -26,6 +26,11 @@ pub enum Call {
         /// What the closure receives.
         event: serde_json::Value,
     },
+    /// `monitor.pattern_check`.
+    Pattern {
+        /// The unit.
+        unit: String,
+    },
     /// `pressure_response` and/or the adaptive strategy.
     Kernel {
         /// The unit.
@@ -39,9 +44,10 @@ impl Call {
     /// The unit.
     pub fn unit(&self) -> &str {
         match self {
-            Call::Check { unit, .. } | Call::OnFailure { unit, .. } | Call::Kernel { unit, .. } => {
-                unit
-            }
+            Call::Check { unit, .. }
+            | Call::OnFailure { unit, .. }
+            | Call::Kernel { unit, .. }
+            | Call::Pattern { unit } => unit,
         }
     }
 
@@ -65,6 +71,11 @@ impl Call {
                 result: Err(why.to_string()),
                 logs: Vec::new(),
             },
+            Call::Pattern { unit } => Event::PatternDone {
+                unit,
+                result: Err(why.to_string()),
+                logs: Vec::new(),
+            },
         }
     }
 
@@ -77,9 +88,22 @@ impl Call {
             result,
             logs,
             props,
+            environment,
             crashed,
             ..
         } = reply;
+        let evaluated = |unit: String, props: Vec<_>| {
+            Event::Evaluated(Evaluation {
+                unit,
+                generation: 0,
+                result: Ok(props),
+                took,
+                timed_out: false,
+                crashed: false,
+                logs: Vec::new(),
+                origin: Origin::Kernel,
+            })
+        };
         match (self, result) {
             (Call::Check { unit, seq }, Err(why)) if crashed => vec![Event::NotProbed {
                 unit,
@@ -95,16 +119,22 @@ impl Call {
                     logs,
                 }];
                 if n > 0 {
-                    out.push(Event::Evaluated(Evaluation {
-                        unit,
-                        generation: 0,
-                        result: Ok(props),
-                        took,
-                        timed_out: false,
-                        crashed: false,
-                        logs: Vec::new(),
-                        origin: Origin::Kernel,
-                    }));
+                    out.push(evaluated(unit, props));
+                }
+                out
+            }
+            (Call::Pattern { unit }, result) => {
+                let n = props.len();
+                let mut out = vec![Event::PatternDone {
+                    unit: unit.clone(),
+                    result: result.map(|()| crate::core::pattern::Outcome {
+                        props: n,
+                        environment,
+                    }),
+                    logs,
+                }];
+                if n > 0 {
+                    out.push(evaluated(unit, props));
                 }
                 out
             }
@@ -125,6 +155,11 @@ impl Call {
                 result: result.map(|()| 0),
                 logs,
             },
+            Call::Pattern { unit } => Event::PatternDone {
+                unit,
+                result: result.map(|()| crate::core::pattern::Outcome::default()),
+                logs,
+            },
         }
     }
 }
@@ -141,6 +176,7 @@ impl Proc {
             took_us: took.as_micros() as u64,
             alerts: Vec::new(),
             props: Vec::new(),
+            environment: None,
             crashed: true,
         };
         self.ensure();
@@ -156,6 +192,7 @@ impl Proc {
                 (unit.clone(), CallWhat::OnFailure, Some(event.clone()))
             }
             Call::Kernel { unit, event } => (unit.clone(), CallWhat::Kernel, Some(event.clone())),
+            Call::Pattern { unit } => (unit.clone(), CallWhat::Pattern, None),
         };
         let req = Request::Call {
             unit,

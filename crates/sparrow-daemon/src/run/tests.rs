@@ -37,6 +37,7 @@ fn spec(unit: &str, interval_ms: u64) -> Spec {
         }),
         health: None,
         kernel: None,
+        pattern: None,
     }
 }
 

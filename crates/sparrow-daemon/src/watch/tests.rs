@@ -198,3 +198,66 @@ async fn a_system_cpu_trigger_fires_under_real_load_with_a_rounded_window() {
     }
     w.disarm("load.service");
 }
+
+#[tokio::test]
+async fn watched_files_report_writes_truncation_rotation_and_late_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let late = dir.path().join("late.log");
+    std::fs::write(&log, "start\n").unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    let mut w = Watcher::with(Err("not needed".into()), false, tx);
+    let files = vec![log.display().to_string(), late.display().to_string()];
+    w.watch_files("web.service", 3, &files).unwrap();
+    let changed =
+        |ev: Event| matches!(ev, Event::FilesChanged { ref unit, seq: 3 } if unit == "web.service");
+    let drain = |rx: &mut mpsc::Receiver<Event>| while rx.try_recv().is_ok() {};
+    // An append.
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"GET /\n")
+        .unwrap();
+    assert!(changed(next(&mut rx).await));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drain(&mut rx);
+    // Truncation.
+    std::fs::write(&log, "").unwrap();
+    assert!(changed(next(&mut rx).await));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drain(&mut rx);
+    // Rotation: moved away, a new file under the name, then written to.
+    std::fs::rename(&log, dir.path().join("access.log.1")).unwrap();
+    assert!(changed(next(&mut rx).await));
+    std::fs::write(&log, "fresh\n").unwrap();
+    assert!(changed(next(&mut rx).await));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drain(&mut rx);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(b"more\n")
+        .unwrap();
+    assert!(changed(next(&mut rx).await), "the new file is watched");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drain(&mut rx);
+    // A file that did not exist yet.
+    std::fs::write(&late, "x\n").unwrap();
+    assert!(changed(next(&mut rx).await));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drain(&mut rx);
+    // Other files in the directory do not count.
+    std::fs::write(dir.path().join("other.log"), "x\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rx.try_recv().is_err(), "an unwatched name changed nothing");
+    // Unwatched: nothing more.
+    w.watch_files("web.service", 4, &[]).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    std::fs::write(&log, "after\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rx.try_recv().is_err());
+    assert!(w.watch_files("web.service", 5, &["/".into()]).is_err());
+}

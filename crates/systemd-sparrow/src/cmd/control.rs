@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sparrow_daemon::control::{
-    self, Decision, HealthStatus, KernelStatus, Request, Response, UnitStatus,
+    self, Decision, HealthStatus, KernelStatus, PatternStatus, Request, Response, UnitStatus,
 };
 
 fn ask(req: Request) -> anyhow::Result<Response> {
@@ -74,8 +74,36 @@ pub fn status(unit: Option<String>, json: bool) -> anyhow::Result<u8> {
         if let Some(k) = &u.kernel {
             kernel(u, k);
         }
+        if let Some(p) = &u.pattern {
+            pattern(p);
+        }
     }
     Ok(0)
+}
+
+fn pattern(p: &PatternStatus) {
+    let watch = if p.watch.is_empty() {
+        String::new()
+    } else {
+        format!(" and when {} changes", p.watch.join(" or "))
+    };
+    println!(
+        "  pattern check: every {}s{watch}; {} runs, {} failed",
+        p.interval_ms / 1000,
+        p.runs,
+        p.errors
+    );
+    if let Some(at) = p.last_run_ms {
+        println!("  last run {}: {}", ago(at), p.last_outcome);
+    }
+    if let Some(env) = &p.environment {
+        let vars: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "  running with {} (restarts for it: {})",
+            vars.join(" "),
+            p.restarts
+        );
+    }
 }
 
 fn kernel(u: &UnitStatus, k: &KernelStatus) {

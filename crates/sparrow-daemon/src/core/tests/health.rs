@@ -40,6 +40,7 @@ fn health_spec(on_failure: FailureAction) -> Spec {
             },
         }),
         kernel: None,
+        pattern: None,
     }
 }
 

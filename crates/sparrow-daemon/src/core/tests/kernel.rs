@@ -39,6 +39,7 @@ fn kernel_spec(system: bool, memory_events: bool) -> Spec {
             response: true,
             strategy: false,
         }),
+        pattern: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn spec(unit: &str, interval_ms: u64) -> Spec {
         }),
         health: None,
         kernel: None,
+        pattern: None,
     }
 }
 
@@ -243,6 +244,7 @@ fn logs(actions: &[Action]) -> Vec<String> {
 
 mod health;
 mod kernel;
+mod pattern;
 mod resources;
 
 #[test]
