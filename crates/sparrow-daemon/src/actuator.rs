@@ -27,6 +27,10 @@ use crate::systemd::{Connector, Systemd, SystemdError, Via};
 const CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Wall-clock limit of an `on_failure` closure (it may run tasks).
 const ON_FAILURE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// D-Bus calls in flight at once. The system bus refuses a connection more
+/// pending replies than its limit (128 by default): a restarted daemon
+/// reading the state of 500 units at once got `LimitsExceeded` for most.
+const BUS_CALLS: usize = 32;
 /// Wall-clock limit of a kernel response (`pressure_response` and the
 /// strategy together; they may run tasks).
 const KERNEL_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -63,6 +67,11 @@ pub struct Actuator<C: Connector, E, N, S> {
     prober: Arc<Prober>,
     alerts: Arc<Deliverer>,
     watcher: Option<crate::watch::Watcher>,
+    /// Permits for D-Bus calls ([`BUS_CALLS`]).
+    bus: Arc<tokio::sync::Semaphore>,
+    /// When the last kernel response of a unit was handed to an evaluator
+    /// (monotonic µs): the reaction log line splits the time there.
+    responded: HashMap<String, u64>,
 }
 
 impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S> {
@@ -89,6 +98,8 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
             prober: Arc::new(Prober::new(&HealthConfig::default())),
             alerts: Arc::new(Deliverer::empty()),
             watcher: None,
+            bus: Arc::new(tokio::sync::Semaphore::new(BUS_CALLS)),
+            responded: HashMap::new(),
         }
     }
 
@@ -198,7 +209,9 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
             }
             Action::ReadInfo(unit) => {
                 let conn = self.conn.clone()?;
+                let bus = self.bus.clone();
                 self.spawn(async move {
+                    let _permit = bus.acquire().await;
                     let result = conn.info(&unit).await.map_err(|e| e.to_string());
                     Event::Info { unit, result }
                 });
@@ -215,7 +228,9 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                         ticket,
                     });
                 };
+                let bus = self.bus.clone();
                 self.spawn(async move {
+                    let _permit = bus.acquire().await;
                     let result = conn.live(&unit, props).await.map_err(|e| e.to_string());
                     Event::Live {
                         unit,
@@ -224,7 +239,11 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                     }
                 });
             }
-            Action::Apply { unit, changes } => {
+            Action::Apply {
+                unit,
+                changes,
+                woke_us,
+            } => {
                 let Some(conn) = self.conn.clone() else {
                     return Some(Event::Applied {
                         unit,
@@ -232,13 +251,35 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                         result: Err("not connected to systemd".into()),
                     });
                 };
+                let bus = self.bus.clone();
+                let responded = woke_us.and_then(|_| self.responded.remove(&unit));
+                let asked = crate::watch::mono_us();
                 self.spawn(async move {
+                    let _permit = bus.acquire().await;
                     let settings = changes.iter().map(|c| c.target.setting.clone()).collect();
                     let props = changes.iter().map(|c| c.target.prop).collect();
-                    let result = match conn.set(&unit, settings).await {
+                    let result = conn.set(&unit, settings).await;
+                    let set = crate::watch::mono_us();
+                    let result = match result {
                         Ok(()) => conn.live(&unit, props).await,
                         Err(e) => Err(e),
                     };
+                    if let (Some(w), Ok(_)) = (woke_us, &result) {
+                        let done = crate::watch::mono_us();
+                        let us = done.saturating_sub(w);
+                        // Where it went: to the evaluator call, the call and
+                        // the decision, SetUnitProperties, the read-back.
+                        let call = responded.unwrap_or(w);
+                        info!(
+                            UNIT = %unit,
+                            REACTION_US = us,
+                            LOOP_US = call.saturating_sub(w),
+                            DECIDE_US = asked.saturating_sub(call),
+                            SET_US = set.saturating_sub(asked),
+                            READBACK_US = done.saturating_sub(set),
+                            "{unit}: applied {us} µs after the kernel's wake-up"
+                        );
+                    }
                     Event::Applied {
                         unit,
                         changes,
@@ -277,7 +318,9 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                         result: Err("not connected to systemd".into()),
                     });
                 };
+                let bus = self.bus.clone();
                 self.spawn(async move {
+                    let _permit = bus.acquire().await;
                     let result = conn.restart(&unit).await.map_err(|e| e.to_string());
                     Event::Restarted { unit, result }
                 });
@@ -310,7 +353,9 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                         result: Err("not connected to systemd".into()),
                     });
                 };
+                let bus = self.bus.clone();
                 self.spawn(async move {
+                    let _permit = bus.acquire().await;
                     let result = async {
                         crate::dropin::write_environment(
                             std::path::Path::new(crate::dropin::RUNTIME_DIR),
@@ -326,10 +371,20 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                     Event::EnvironmentSet { unit, result }
                 });
             }
-            Action::Respond { unit, event } => {
-                let left = self
-                    .evaluator
-                    .call(Call::Kernel { unit, event }, KERNEL_LIMIT);
+            Action::Respond {
+                unit,
+                event,
+                woke_us,
+            } => {
+                if woke_us.is_some() {
+                    self.responded.insert(unit.clone(), crate::watch::mono_us());
+                }
+                let call = Call::Kernel {
+                    unit,
+                    event,
+                    woke_us,
+                };
+                let left = self.evaluator.call(call, KERNEL_LIMIT);
                 return left.map(|c| c.refused("every evaluator is busy"));
             }
             Action::OnFailure { unit, event } => {

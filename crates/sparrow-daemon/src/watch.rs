@@ -260,12 +260,16 @@ impl Watcher {
                     let _ = tx.send(lost(&unit, seq, why)).await;
                     return;
                 }
+                let woke_us = mono_us();
                 ready.clear_ready();
                 let ev = Event::Signal {
                     unit: unit.clone(),
                     seq,
                     signal: Signal::Pressure(resource),
-                    readings: readings(&dir, system),
+                    readings: Readings {
+                        woke_us,
+                        ..readings(&dir, system)
+                    },
                 };
                 if tx.send(ev).await.is_err() {
                     return;
@@ -343,6 +347,17 @@ impl Watched {
         }
         changed
     }
+}
+
+/// `CLOCK_MONOTONIC` in µs: when a wake-up came, comparable across threads.
+pub fn mono_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }
 
 fn lost(unit: &str, seq: u64, why: String) -> Event {
@@ -424,13 +439,16 @@ fn memory_events(
     );
     let task = tokio::spawn(async move {
         let mut afd = afd;
-        let send = |counters| Event::Signal {
+        let send = |counters, woke_us| Event::Signal {
             unit: unit.clone(),
             seq,
             signal: Signal::Memory(counters),
-            readings: readings(&dir, false),
+            readings: Readings {
+                woke_us,
+                ..readings(&dir, false)
+            },
         };
-        if tx.send(send(first)).await.is_err() {
+        if tx.send(send(first, 0)).await.is_err() {
             return;
         }
         let mut buf = [0u8; 1024];
@@ -442,6 +460,7 @@ fn memory_events(
                     return;
                 }
             };
+            let woke_us = mono_us();
             let gone = match guard.get_inner_mut().read_events(&mut buf) {
                 Ok(events) => events
                     .into_iter()
@@ -463,7 +482,7 @@ fn memory_events(
             }
             match counters(&path) {
                 Ok(c) => {
-                    if tx.send(send(c)).await.is_err() {
+                    if tx.send(send(c, woke_us)).await.is_err() {
                         return;
                     }
                 }

@@ -292,6 +292,22 @@ impl Lab {
         self.boot_time
     }
 
+    /// The host's PID of the lab process whose PID inside is `inner` (for
+    /// host tools such as `perf -p`), if it runs.
+    pub fn host_pid(&self, inner: &str) -> Option<u32> {
+        let init = self.init_pid().to_string();
+        let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).ok()?;
+        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()? != ns {
+                return None;
+            }
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+            (nspid.split_whitespace().last()? == inner).then_some(pid)
+        })
+    }
+
     /// The container's PID 1 as the host sees it.
     pub fn init_pid(&self) -> u32 {
         self.init

@@ -96,7 +96,8 @@ impl Trigger {
     }
 }
 
-fn show_us(us: u64) -> String {
+/// `2 s`, `150 ms`, `750 µs`: a span of µs as a person writes it.
+pub fn show_us(us: u64) -> String {
     match us {
         u if u % 1_000_000 == 0 => format!("{} s", u / 1_000_000),
         u if u % 1_000 == 0 => format!("{} ms", u / 1_000),

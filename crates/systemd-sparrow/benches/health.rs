@@ -678,21 +678,6 @@ fn run_windows(
     }
 }
 
-/// Host PID of the lab process whose PID inside is `inner` (for `perf -p`).
-fn host_pid(lab: &Lab, inner: &str) -> Option<u32> {
-    let init = lab.init_pid().to_string();
-    let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).ok()?;
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        if std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()? != ns {
-            return None;
-        }
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let nspid = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
-        (nspid.split_whitespace().last()? == inner).then_some(pid)
-    })
-}
-
 /// With `perf` on the host: a cpu-clock profile of the daemon (its host
 /// PID) over `secs`; the symbols over 1 % of the samples, by self time.
 fn profile(pid: u32, secs: u64) -> Option<Vec<String>> {
@@ -843,7 +828,7 @@ fn http_bench(units: usize, interval: &str, windows: usize, secs: u64) {
     std::thread::sleep(Duration::from_secs(3));
     let r = rate(&lab, 0, 5);
     println!("systemd-sparrowd (PID {daemon} in the lab, {} on the host): {r:.0} checks/s before measuring (want {target:.0})",
-        host_pid(&lab, &daemon).map_or("?".into(), |p| p.to_string()));
+        lab.host_pid(&daemon).map_or("?".into(), |p| p.to_string()));
 
     let mut configs = Vec::new();
     for pinned in [false, true] {
@@ -901,7 +886,7 @@ fn http_bench(units: usize, interval: &str, windows: usize, secs: u64) {
         signal(&lab, MONIT, "SIGSTOP");
         signal(&lab, DAEMON, "SIGCONT");
         std::thread::sleep(Duration::from_secs(settle));
-        top = host_pid(&lab, &daemon).and_then(|p| profile(p, 10));
+        top = lab.host_pid(&daemon).and_then(|p| profile(p, 10));
     }
     // Both running again, for the sanity figures.
     signal(&lab, DAEMON, "SIGCONT");

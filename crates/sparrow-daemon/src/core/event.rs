@@ -33,8 +33,10 @@ pub enum Origin {
     Schedule,
     /// `systemd-sparrow eval` (a control request id).
     Request(u64),
-    /// A kernel response (`pressure_response`, the adaptive strategy).
-    Kernel,
+    /// A kernel response (`pressure_response`, the adaptive strategy) or a
+    /// pattern check; with the kernel's wake-up (monotonic µs) it answers,
+    /// so that applying it can say how long the reaction took.
+    Kernel(Option<u64>),
 }
 
 /// Everything that can happen to the core.
@@ -280,6 +282,9 @@ pub enum Action {
         unit: String,
         /// What to change.
         changes: Vec<Change>,
+        /// The kernel wake-up (monotonic µs) this reacts to, if any: the
+        /// reaction's time is logged once applied (`REACTION_US=`).
+        woke_us: Option<u64>,
     },
     /// Run a health probe (→ [`Event::Probed`] with the same `seq`).
     Probe {
@@ -312,6 +317,8 @@ pub enum Action {
         unit: String,
         /// What `pressure_response` receives (and the strategy, as `signals`).
         event: serde_json::Value,
+        /// When the kernel woke the daemon for it (monotonic µs).
+        woke_us: Option<u64>,
     },
     /// Watch these files for a unit's pattern monitor (→ [`Event::FilesChanged`]);
     /// none: stop watching.

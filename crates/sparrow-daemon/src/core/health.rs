@@ -327,8 +327,6 @@ impl Feature for Health {
         }
     }
 
-    fn connected(&mut self, _cx: &mut Cx) {}
-
     fn tick(&mut self, units: &mut BTreeMap<String, Unit>, cx: &mut Cx) {
         let now = cx.now.mono;
         let slack_of = |units: &[Probing], id: u32| {

@@ -15,10 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
-use sparrow_policy::kernel::{memory_deltas, Pressure, Resource, TriggerSpec};
+use sparrow_policy::kernel::{memory_deltas, show_us, Pressure, Resource, TriggerSpec};
 
 use super::{Action, Cx, Event, Feature, Level, Millis, Now, Unit};
-use crate::control::{KernelStatus, Request, Response, ResponseRecord, UnitStatus, WatchStatus};
+use crate::control::{KernelStatus, ResponseRecord, UnitStatus, WatchStatus};
 use crate::spec::KernelSpec;
 
 /// Least time between the starts of two responses of one unit.
@@ -72,6 +72,8 @@ pub struct Readings {
     pub memory_current: Option<u64>,
     /// `memory.max`, bytes (`None`: no limit, or not readable).
     pub memory_max: Option<u64>,
+    /// When the kernel woke the daemon for it (monotonic µs; 0: not a wake-up).
+    pub woke_us: u64,
 }
 
 /// One unit's watches.
@@ -88,22 +90,14 @@ struct Watching {
     baseline: Option<BTreeMap<String, u64>>,
     running: bool,
     last_start: Option<Millis>,
-    /// An event waiting for the running response or the gap.
-    pending: Option<Value>,
+    /// An event waiting for the running response or the gap, and its wake-up.
+    pending: Option<(Value, u64)>,
     not_before: Millis,
     responses: u64,
     errors: u64,
     coalesced: u64,
     last_error: Option<String>,
     last_response: Option<ResponseRecord>,
-}
-
-fn show_us(us: u64) -> String {
-    match us {
-        u if u % 1_000_000 == 0 => format!("{} s", u / 1_000_000),
-        u if u % 1_000 == 0 => format!("{} ms", u / 1_000),
-        u => format!("{u} µs"),
-    }
 }
 
 impl Watching {
@@ -233,14 +227,14 @@ impl Kernel {
         w.set_state("not armed (the unit is not active)");
     }
 
-    fn respond(&mut self, unit: &str, event: Value, cx: &mut Cx) {
+    fn respond(&mut self, unit: &str, event: Value, woke_us: u64, cx: &mut Cx) {
         let Some(w) = self.units.get_mut(unit) else {
             return;
         };
         let now = cx.now.mono;
         let soon = w.last_start.is_some_and(|t| now < t + MIN_GAP_MS);
         if w.running || soon {
-            if w.pending.replace(event).is_some() {
+            if w.pending.replace((event, woke_us)).is_some() {
                 w.coalesced += 1;
             }
             if !w.running {
@@ -259,6 +253,7 @@ impl Kernel {
         cx.out.push(Action::Respond {
             unit: unit.to_string(),
             event,
+            woke_us: (woke_us > 0).then_some(woke_us),
         });
     }
 
@@ -304,7 +299,7 @@ impl Kernel {
             );
             if w.responds() {
                 let ev = event_json(unit, kind, count, system, &readings);
-                self.respond(unit, ev, cx);
+                self.respond(unit, ev, readings.woke_us, cx);
             }
         }
     }
@@ -359,8 +354,6 @@ impl Feature for Kernel {
         }
     }
 
-    fn connected(&mut self, _cx: &mut Cx) {}
-
     fn tick(&mut self, units: &mut BTreeMap<String, Unit>, cx: &mut Cx) {
         for unit in std::mem::take(&mut self.want) {
             if !self.arm(&unit, units, cx) {
@@ -377,8 +370,8 @@ impl Feature for Kernel {
             }
             if w.last_start.is_some_and(|t| now < t + MIN_GAP_MS) {
                 self.waiting.insert(unit);
-            } else if let Some(ev) = w.pending.take() {
-                self.respond(&unit, ev, cx);
+            } else if let Some((ev, woke)) = w.pending.take() {
+                self.respond(&unit, ev, woke, cx);
             }
         }
     }
@@ -474,16 +467,6 @@ impl Feature for Kernel {
             }
             other => return Some(other),
         }
-        None
-    }
-
-    fn request(
-        &mut self,
-        _id: u64,
-        _req: &Request,
-        _units: &BTreeMap<String, Unit>,
-        _cx: &mut Cx,
-    ) -> Option<Response> {
         None
     }
 

@@ -133,7 +133,9 @@ pub trait Feature: Send {
         let _ = (unit, cx);
     }
     /// (Re)connected to systemd: what was read from it may be stale.
-    fn connected(&mut self, cx: &mut Cx);
+    fn connected(&mut self, cx: &mut Cx) {
+        let _ = cx;
+    }
     /// Time passed: start what is due.
     fn tick(&mut self, units: &mut BTreeMap<String, Unit>, cx: &mut Cx);
     /// When it next wants a tick (monotonic ms).
@@ -145,14 +147,18 @@ pub trait Feature: Send {
         units: &mut BTreeMap<String, Unit>,
         cx: &mut Cx,
     ) -> Option<Event>;
-    /// A control request for this feature, answered now or later.
+    /// A control request for this feature, answered now or later (`None`:
+    /// not this feature's).
     fn request(
         &mut self,
         id: u64,
         req: &Request,
         units: &BTreeMap<String, Unit>,
         cx: &mut Cx,
-    ) -> Option<Response>;
+    ) -> Option<Response> {
+        let _ = (id, req, units, cx);
+        None
+    }
     /// Adds what it knows of `unit` to a status entry.
     fn status(&self, unit: &str, now: Now, entry: &mut UnitStatus);
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use sparrow_policy::kernel::Debounce;
 
 use super::{Action, Cx, Event, Feature, Level, Millis, Now, Unit};
-use crate::control::{PatternStatus, Request, Response, UnitStatus};
+use crate::control::{PatternStatus, UnitStatus};
 use crate::spec::PatternSpec;
 
 /// Changes of watched files within this long are one run.
@@ -199,8 +199,6 @@ impl Feature for Pattern {
         }
     }
 
-    fn connected(&mut self, _cx: &mut Cx) {}
-
     fn tick(&mut self, _units: &mut BTreeMap<String, Unit>, cx: &mut Cx) {
         let now = cx.now.mono;
         for (name, m) in &mut self.units {
@@ -298,16 +296,6 @@ impl Feature for Pattern {
             }
             other => return Some(other),
         }
-        None
-    }
-
-    fn request(
-        &mut self,
-        _id: u64,
-        _req: &Request,
-        _units: &BTreeMap<String, Unit>,
-        _cx: &mut Cx,
-    ) -> Option<Response> {
         None
     }
 

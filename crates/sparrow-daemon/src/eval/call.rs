@@ -37,6 +37,8 @@ pub enum Call {
         unit: String,
         /// What they receive.
         event: serde_json::Value,
+        /// The kernel wake-up it answers (monotonic µs).
+        woke_us: Option<u64>,
     },
 }
 
@@ -92,7 +94,7 @@ impl Call {
             crashed,
             ..
         } = reply;
-        let evaluated = |unit: String, props: Vec<_>| {
+        let evaluated = |unit: String, props: Vec<_>, woke_us: Option<u64>| {
             Event::Evaluated(Evaluation {
                 unit,
                 generation: 0,
@@ -101,7 +103,7 @@ impl Call {
                 timed_out: false,
                 crashed: false,
                 logs: Vec::new(),
-                origin: Origin::Kernel,
+                origin: Origin::Kernel(woke_us),
             })
         };
         match (self, result) {
@@ -111,7 +113,7 @@ impl Call {
                 why,
                 crashed,
             }],
-            (Call::Kernel { unit, .. }, result) => {
+            (Call::Kernel { unit, woke_us, .. }, result) => {
                 let n = props.len();
                 let mut out = vec![Event::Responded {
                     unit: unit.clone(),
@@ -119,7 +121,7 @@ impl Call {
                     logs,
                 }];
                 if n > 0 {
-                    out.push(evaluated(unit, props));
+                    out.push(evaluated(unit, props, woke_us));
                 }
                 out
             }
@@ -134,7 +136,7 @@ impl Call {
                     logs,
                 }];
                 if n > 0 {
-                    out.push(evaluated(unit, props));
+                    out.push(evaluated(unit, props, None));
                 }
                 out
             }
@@ -191,7 +193,9 @@ impl Proc {
             Call::OnFailure { unit, event } => {
                 (unit.clone(), CallWhat::OnFailure, Some(event.clone()))
             }
-            Call::Kernel { unit, event } => (unit.clone(), CallWhat::Kernel, Some(event.clone())),
+            Call::Kernel { unit, event, .. } => {
+                (unit.clone(), CallWhat::Kernel, Some(event.clone()))
+            }
             Call::Pattern { unit } => (unit.clone(), CallWhat::Pattern, None),
         };
         let req = Request::Call {

@@ -142,16 +142,20 @@ fn kernel(u: &UnitStatus, k: &KernelStatus) {
                 decisions(&e.decisions)
             );
         }
-        for a in &u.applied {
-            println!(
-                "  applied {}: {} {} -> {} ({})",
-                ago(a.at_ms),
-                a.prop,
-                a.old,
-                a.new,
-                a.reason
-            );
-        }
+        applied(u);
+    }
+}
+
+fn applied(u: &UnitStatus) {
+    for a in &u.applied {
+        println!(
+            "  applied {}: {} {} -> {} ({})",
+            ago(a.at_ms),
+            a.prop,
+            a.old,
+            a.new,
+            a.reason
+        );
     }
 }
 
@@ -173,16 +177,7 @@ fn resources(u: &UnitStatus) {
             ),
         },
     }
-    for a in &u.applied {
-        println!(
-            "  applied {}: {} {} -> {} ({})",
-            ago(a.at_ms),
-            a.prop,
-            a.old,
-            a.new,
-            a.reason
-        );
-    }
+    applied(u);
     println!(
         "  evaluations {}, errors {}, stopped by limits {}",
         u.evaluations, u.errors, u.slow

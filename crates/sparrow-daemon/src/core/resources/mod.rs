@@ -152,7 +152,7 @@ impl Resources {
                 }
                 record.error = Some(err.clone());
                 match e.origin {
-                    Origin::Schedule | Origin::Kernel => {
+                    Origin::Schedule | Origin::Kernel(_) => {
                         u.last_error = Some(err);
                         u.last_eval = Some(record);
                     }
@@ -251,7 +251,7 @@ impl Resources {
                 return;
             }
             // A kernel response's decisions show as the last evaluation.
-            Origin::Schedule | Origin::Kernel => u.last_eval = Some(record),
+            Origin::Schedule | Origin::Kernel(_) => u.last_eval = Some(record),
         }
         if dry_run || plan.apply.is_empty() || !cx.connected {
             return;
@@ -266,9 +266,14 @@ impl Resources {
                 reason,
             })
             .collect();
+        let woke_us = match p.origin {
+            Origin::Kernel(w) => w,
+            _ => None,
+        };
         cx.out.push(Action::Apply {
             unit: p.unit,
             changes,
+            woke_us,
         });
     }
 
@@ -395,8 +400,11 @@ impl Feature for Resources {
         let now = cx.now.mono;
         let mut batch = Vec::new();
         for (name, u) in &mut self.units {
+            if !u.spec.scheduled() {
+                continue; // only kernel responses and pattern checks change it
+            }
             let due = u.next_due <= now + batch_window(u.spec.interval_ms) && u.not_before <= now;
-            if !due || u.in_flight || u.applying || !u.spec.scheduled() {
+            if !due || u.in_flight || u.applying {
                 continue;
             }
             let unit = units.get(name);
@@ -459,7 +467,7 @@ impl Feature for Resources {
                             id,
                             Response::error("every evaluator is busy; try again"),
                         )),
-                        Origin::Kernel => {}
+                        Origin::Kernel(_) => {}
                     }
                 }
             }

@@ -81,6 +81,7 @@ fn cpu_readings(avg10: f64) -> Readings {
         .into(),
         memory_current: Some(64 << 20),
         memory_max: Some(256 << 20),
+        woke_us: 77,
     }
 }
 
@@ -143,7 +144,19 @@ fn watches_live_exactly_while_the_unit_is_active_and_each_start_arms_anew() {
     assert_eq!(again.len(), 1);
     assert!(again[0].seq > arm.seq);
     assert!(responses(&t.fire(arm.seq, Signal::Pressure(Resource::Cpu))).is_empty());
-    let r = responses(&t.fire(again[0].seq, Signal::Pressure(Resource::Cpu)));
+    let a = t.fire(again[0].seq, Signal::Pressure(Resource::Cpu));
+    // The wake-up travels with the call (for the reaction time).
+    assert!(
+        a.iter().any(|a| matches!(
+            a,
+            Action::Respond {
+                woke_us: Some(77),
+                ..
+            }
+        )),
+        "{a:?}"
+    );
+    let r = responses(&a);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["type"], "cpu-pressure");
     assert_eq!(r[0]["unit"], API);
@@ -269,15 +282,21 @@ fn what_a_response_returns_is_decided_and_applied_as_resources_are() {
         Ok(vec![(Prop::CpuWeight, Desired::Amount(50))]),
         false,
         false,
-        Origin::Kernel,
+        Origin::Kernel(Some(5)),
     );
     let a = t.live(&a, &[(Prop::CpuWeight, 100)]);
     let applied = a.iter().find_map(|a| match a {
-        Action::Apply { unit, changes } => Some((unit.clone(), changes.clone())),
+        Action::Apply {
+            unit,
+            changes,
+            woke_us,
+        } => Some((unit.clone(), changes.clone(), *woke_us)),
         _ => None,
     });
-    let (unit, changes) = applied.unwrap_or_else(|| panic!("no Apply in {a:?}"));
+    let (unit, changes, woke_us) = applied.unwrap_or_else(|| panic!("no Apply in {a:?}"));
     assert_eq!(unit, API);
+    // The kernel's wake-up travels with it: the reaction time is logged.
+    assert_eq!(woke_us, Some(5));
     assert_eq!(changes[0].target.prop, Prop::CpuWeight);
     // `eval` says there is nothing to evaluate on demand.
     let a = t.ev(Event::Control(9, Request::Eval { unit: API.into() }));
