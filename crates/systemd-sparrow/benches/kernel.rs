@@ -26,7 +26,11 @@
 //!
 //! Run: `cargo bench -p systemd-sparrow --bench kernel`. Knobs:
 //! `SPARROW_BENCH_UNITS` (500), `SPARROW_BENCH_IDLE_SECONDS` (120),
-//! `SPARROW_BENCH_LATENCY_SECONDS` (40). About 7 minutes.
+//! `SPARROW_BENCH_LATENCY_SECONDS` (40), `SPARROW_BENCH_IDLE_SLICE=1` (the
+//! idle units in a slice of their own, not beside the burners: systemd 252
+//! realizes every unit of a slice on each `SetUnitProperties`),
+//! `SPARROW_BENCH_PRIVATE=1` (the daemon on systemd's private socket),
+//! `SPARROW_BENCH_PERF=1` (a profile under load). About 7 minutes.
 
 use std::time::{Duration, Instant};
 
@@ -50,13 +54,13 @@ fn cores() -> usize {
 }
 
 /// The polling baseline: every second, read and parse `/proc/pressure/*`
-/// and `ROOT/system.slice/idle-I.service/cpu.pressure` for I below N.
-fn poll(root: &str, n: usize) {
+/// and `ROOT/SLICE/idle-I.service/cpu.pressure` for I below N.
+fn poll(root: &str, slice: &str, n: usize) {
     let mut files: Vec<String> = ["cpu", "memory", "io"]
         .iter()
         .map(|r| format!("/proc/pressure/{r}"))
         .collect();
-    files.extend((0..n).map(|i| format!("{root}/system.slice/idle-{i}.service/cpu.pressure")));
+    files.extend((0..n).map(|i| format!("{root}/{slice}/idle-{i}.service/cpu.pressure")));
     let mut worst = 0.0f64;
     loop {
         for f in &files {
@@ -72,6 +76,16 @@ fn poll(root: &str, n: usize) {
         }
         std::hint::black_box(worst);
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The idle units' slice: `system.slice` beside the burners, or with
+/// `SPARROW_BENCH_IDLE_SLICE=1` a slice of their own.
+fn idle_slice() -> &'static str {
+    if std::env::var("SPARROW_BENCH_IDLE_SLICE").as_deref() == Ok("1") {
+        "idle.slice"
+    } else {
+        "system.slice"
     }
 }
 
@@ -94,11 +108,13 @@ fn definitions(units: usize) -> String {
         r#"for i in 0..{units} {{
     service(`idle-${{i}}`, #{{
         exec_start: ["/bin/sleep", "infinity"],
+        service_section: #{{ Slice: "{slice}" }},
         kernel_monitoring: #{{ psi: #{{ cpu: #{{ level: "some", threshold: "100ms", window: "2s" }} }} }},
         pressure_response: |event| #{{}},
     }});
 }}
-"#
+"#,
+        slice = idle_slice()
     ));
     d
 }
@@ -321,7 +337,7 @@ fn verdict(ok: bool) -> &'static str {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("poll") {
-        poll(&args[2], args[3].parse().expect("a unit count"));
+        poll(&args[2], &args[3], args[4].parse().expect("a unit count"));
         return;
     }
     if unsafe { libc::geteuid() } != 0 {
@@ -332,14 +348,27 @@ fn main() {
     let idle_secs: u64 = env_or("SPARROW_BENCH_IDLE_SECONDS", 120);
     let lat_secs: u64 = env_or("SPARROW_BENCH_LATENCY_SECONDS", 40);
     let began = Instant::now();
-    println!("kernel signals (issue 11): {} CPUs", cores());
+    println!(
+        "kernel signals (issue 11): {} CPUs; the idle units in {}",
+        cores(),
+        idle_slice()
+    );
     let mut setup = Setup::new(SPARROW)
         .daemon()
         .definition("k.sparrow", &definitions(units))
         // Every reaction applies: the daemon-wide cap is not what is measured.
         .unit_file(
             "systemd-sparrowd.service.d/bench.conf",
-            "[Service]\nEnvironment=SYSTEMD_SPARROWD_MAX_CHANGES_PER_MINUTE=100000\n",
+            &format!(
+                "[Service]\nEnvironment=SYSTEMD_SPARROWD_MAX_CHANGES_PER_MINUTE=100000\n{}",
+                // SPARROW_BENCH_PRIVATE=1: no system bus for the daemon, so
+                // it talks to systemd on its private socket.
+                if std::env::var("SPARROW_BENCH_PRIVATE").as_deref() == Ok("1") {
+                    "Environment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/no-such-bus\n"
+                } else {
+                    ""
+                }
+            ),
         );
     setup.boot_timeout = Duration::from_secs(180);
     setup.watchdog = Duration::from_secs(900 + 2 * idle_secs + 2 * lat_secs);
@@ -428,6 +457,7 @@ fn main() {
             POLLER,
             "poll",
             root,
+            idle_slice(),
             &units.to_string(),
         ],
     );
