@@ -307,6 +307,16 @@ fn the_demo_boots_the_examples_and_reports() {
         out.contains("applied") && out.contains("memory_max"),
         "{out}"
     );
+    // Kernel signals: the burner's CPU trigger fires, pressure_response
+    // lowers its weight live.
+    assert!(
+        out.contains("burner.service: CPUWeight is now 20 (applied live by the daemon, from a kernel trigger)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("after the kernel's wake-up") && out.contains("CPUWeight 100 -> 20"),
+        "{out}"
+    );
     assert!(out.contains("lab removed"), "{out}");
 }
 
