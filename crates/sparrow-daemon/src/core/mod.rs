@@ -18,6 +18,7 @@ mod requests;
 mod resources;
 #[cfg(test)]
 mod tests;
+mod units;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::control::{Request, Response, UnitStatus};
 use crate::spec::Spec;
 use crate::state::Persisted;
 use crate::systemd::Via;
+use requests::via_name;
 
 /// Reconnection backoff: from 100 ms, doubling, at most 5 s.
 const BACKOFF_MIN: Millis = 100;
@@ -202,6 +204,9 @@ pub struct Core {
     active: usize,
     /// When each (unit, message) of `alert()` was last raised.
     alerted: HashMap<(String, String), Millis>,
+    /// Units whose state could not be read: when to read it again, and the
+    /// wait after that (doubling to a minute).
+    reread: BTreeMap<String, (Millis, Millis)>,
 }
 
 /// `msg`, cut to a readable length.
@@ -244,6 +249,7 @@ impl Core {
             reading: false,
             pid,
             alerted: HashMap::new(),
+            reread: BTreeMap::new(),
             active: 0,
         }
     }
@@ -359,18 +365,17 @@ impl Core {
                 self.unit_state(&unit, Some(active_state), None, now, &mut out);
             }
             Event::Info { unit, result } => match result {
-                Ok(info) => self.unit_state(
-                    &unit,
-                    Some(info.active_state),
-                    Some(info.control_group),
-                    now,
-                    &mut out,
-                ),
-                Err(e) => out.push(Action::log(
-                    Level::Warn,
-                    Some(&unit),
-                    format!("cannot read the state of {unit}: {e}"),
-                )),
+                Ok(info) => {
+                    self.reread.remove(&unit);
+                    self.unit_state(
+                        &unit,
+                        Some(info.active_state),
+                        Some(info.control_group),
+                        now,
+                        &mut out,
+                    )
+                }
+                Err(e) => self.unread(unit, &e, now, &mut out),
             },
             Event::Control(id, req) => self.on_control(id, req, now, &mut out),
             Event::Alerts(alerts) => self.on_alerts(alerts, now, &mut out),
@@ -402,52 +407,6 @@ impl Core {
             retry_at: Some(now.mono + self.backoff),
         };
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-    }
-
-    /// A unit's state in systemd changed (or was read).
-    fn unit_state(
-        &mut self,
-        unit: &str,
-        state: Option<String>,
-        cgroup: Option<String>,
-        now: Now,
-        out: &mut Vec<Action>,
-    ) {
-        let Some(u) = self.units.get_mut(unit) else {
-            return;
-        };
-        let was = u.active();
-        if let Some(s) = state {
-            u.active_state = Some(s);
-        }
-        let fresh = cgroup.is_some();
-        if let Some(c) = cgroup {
-            u.control_group = c;
-        }
-        let is = u.active();
-        match (was, is) {
-            (false, true) => self.active += 1,
-            (true, false) => self.active -= 1,
-            _ => {}
-        }
-        let snap = UnitSnapshot {
-            active_state: u.active_state.clone().unwrap_or_default(),
-            control_group: u.control_group.clone(),
-        };
-        if self.snapshot.get(unit) != Some(&snap) {
-            self.snapshot.insert(unit.to_string(), snap);
-            self.snapshot_dirty = true;
-        }
-        if is && !was {
-            // A (re)started unit, or one first seen running: its cgroup is
-            // new, what was read of it is stale (unless this was the read).
-            if !fresh {
-                out.push(Action::ReadInfo(unit.to_string()));
-            }
-            self.with_features(now, out, &mut |f, _, cx| f.started(unit, cx));
-        } else if was && !is {
-            self.with_features(now, out, &mut |f, _, cx| f.stopped(unit, cx));
-        }
     }
 
     fn on_loaded(
@@ -530,6 +489,7 @@ impl Core {
             self.snapshot_dirty = false;
             out.push(Action::ShareUnits(Arc::new(self.snapshot.clone())));
         }
+        self.reread_due(now, out);
         if let Some(wd) = self.settings.watchdog {
             // Pinged from the loop itself: a stuck loop gets restarted.
             if now.mono >= self.last_ping + wd / 3 {
@@ -573,20 +533,14 @@ impl Core {
         if let Some(wd) = self.settings.watchdog {
             at(self.last_ping + wd / 3);
         }
+        if let Some(t) = self.reread_at() {
+            at(t);
+        }
         if self.status_due {
             if let Some(t) = self.last_status_at {
                 at(t + STATUS_EVERY);
             }
         }
         wake
-    }
-}
-
-/// How the daemon talks to systemd, for people.
-pub fn via_name(via: Option<Via>) -> &'static str {
-    match via {
-        Some(Via::SystemBus) => "system bus",
-        Some(Via::Private) => "private socket",
-        None => "disconnected",
     }
 }

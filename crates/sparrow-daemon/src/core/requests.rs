@@ -1,6 +1,6 @@
 //! Control requests (`status`, `eval`, `reload`) and the status report.
 
-use super::{via_name, Action, Core, Link, Now};
+use super::{Action, Core, Link, Now};
 use crate::control::{DaemonStatus, Request, Response, Status, UnitStatus};
 
 impl Core {
@@ -144,5 +144,15 @@ impl Core {
             },
             units,
         }
+    }
+}
+
+/// How the daemon talks to systemd, for people.
+pub(super) fn via_name(via: Option<crate::systemd::Via>) -> &'static str {
+    use crate::systemd::Via;
+    match via {
+        Some(Via::SystemBus) => "system bus",
+        Some(Via::Private) => "private socket",
+        None => "disconnected",
     }
 }

@@ -351,3 +351,48 @@ fn terminate_saves_state_and_exits() {
     assert!(a.iter().any(|a| matches!(a, Action::Save(_))));
     assert!(matches!(a.last(), Some(Action::Exit)));
 }
+
+#[test]
+fn a_state_that_could_not_be_read_is_read_again_with_a_growing_wait() {
+    let mut t = T::new(Persisted::default(), None);
+    t.ev(Event::Sources(vec![], vec![]));
+    t.ev(Event::Loaded {
+        generation: 1,
+        specs: vec![spec(WEB, 60_000)],
+        problems: vec![],
+    });
+    let a = t.ev(Event::Connected(Ok(Via::SystemBus)));
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::ReadInfo(u) if u == WEB)));
+    let refused = |t: &mut T| {
+        t.ev(Event::Info {
+            unit: WEB.into(),
+            result: Err("org.freedesktop.DBus.Error.LimitsExceeded".into()),
+        })
+    };
+    let said = |a: &[Action], text: &str| {
+        a.iter()
+            .any(|a| matches!(a, Action::Log(l) if l.message.contains(text)))
+    };
+    let start = t.now.mono;
+    assert!(said(&refused(&mut t), "again in 1000 ms"));
+    assert_eq!(t.core.next_wake(), Some(start + 1_000));
+    let a = t.tick();
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::ReadInfo(u) if u == WEB)));
+    // Nothing more while that read is out.
+    assert_eq!(t.core.next_wake(), None);
+    assert!(said(&refused(&mut t), "again in 2000 ms"));
+    assert_eq!(t.core.next_wake(), Some(start + 1_000 + 2_000));
+    let a = t.tick();
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::ReadInfo(u) if u == WEB)));
+    // Answered: never again (the unit's evaluation is what is due now).
+    t.info(WEB, "active");
+    t.at(t.now.mono + 120_000);
+    let a = t.ev(Event::Tick);
+    assert!(!a.iter().any(|a| matches!(a, Action::ReadInfo(_))), "{a:?}");
+}
