@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ok, secs, SPARROW};
+use common::{ok, secs, status_json, SPARROW};
 
 use sparrow_lab::{Lab, Setup};
 
@@ -14,16 +14,6 @@ fn boot_with_daemon(setup: Setup) -> Lab {
     lab.wait_active_state("systemd-sparrowd.service", "active", secs(20))
         .unwrap();
     lab
-}
-
-/// `systemd-sparrow status [UNIT] --json`; an empty `unit` means all.
-fn status_json(lab: &Lab, unit: &str) -> serde_json::Value {
-    let mut argv = vec!["/opt/sparrow/bin/systemd-sparrow", "status", "--json"];
-    if !unit.is_empty() {
-        argv.push(unit);
-    }
-    let out = ok(lab.exec(&argv).unwrap());
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 const ADAPTIVE: &str = r#"

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{ok, secs, SPARROW};
+use common::{ok, secs, unit_status, SPARROW};
 
 use sparrow_lab::{Lab, Setup};
 
@@ -78,11 +78,7 @@ backoff = "200ms"
 "#;
 
 fn status(lab: &Lab, unit: &str) -> serde_json::Value {
-    let out = ok(lab
-        .exec(&["/opt/sparrow/bin/systemd-sparrow", "status", "--json", unit])
-        .unwrap());
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    v["status"]["units"][0]["health"].clone()
+    unit_status(lab, unit)["health"].clone()
 }
 
 fn wait_health(lab: &Lab, unit: &str, what: &str, ok_when: impl Fn(&serde_json::Value) -> bool) {

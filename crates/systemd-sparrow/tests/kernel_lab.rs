@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{ok, secs, SPARROW};
+use common::{ok, secs, unit_status, SPARROW};
 
 use sparrow_lab::{Lab, Setup};
 
@@ -42,11 +42,7 @@ service("watcher", #{
 "#;
 
 fn kernel(lab: &Lab, unit: &str) -> serde_json::Value {
-    let out = ok(lab
-        .exec(&["/opt/sparrow/bin/systemd-sparrow", "status", "--json", unit])
-        .unwrap());
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    v["status"]["units"][0]["kernel"].clone()
+    unit_status(lab, unit)["kernel"].clone()
 }
 
 fn fired(lab: &Lab, unit: &str) -> u64 {

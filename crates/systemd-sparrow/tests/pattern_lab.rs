@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{ok, secs, SPARROW};
+use common::{ok, secs, unit_status, SPARROW};
 
 use sparrow_lab::{Lab, Setup};
 
@@ -29,16 +29,7 @@ service("app", #{
 "#;
 
 fn pattern(lab: &Lab) -> serde_json::Value {
-    let out = ok(lab
-        .exec(&[
-            "/opt/sparrow/bin/systemd-sparrow",
-            "status",
-            "--json",
-            "app.service",
-        ])
-        .unwrap());
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
-    v["status"]["units"][0]["pattern"].clone()
+    unit_status(lab, "app.service")["pattern"].clone()
 }
 
 fn append(lab: &Lab, lines: &str) {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{ok, secs, SPARROW};
+use common::{ok, secs, status_json, SPARROW};
 
 use sparrow_lab::{Lab, Setup};
 
@@ -46,13 +46,6 @@ EOF
 printf 'regexp: ^^ plan \\s for \\s planned\n' > /opt/tasks/plan/task.check
 printf 'echo "probe: backend unreachable" >&2\nexit 3\n' > /opt/tasks/broken/task.bash
 "#;
-
-fn status_json(lab: &Lab, unit: &str) -> serde_json::Value {
-    let out = ok(lab
-        .exec(&["/opt/sparrow/bin/systemd-sparrow", "status", "--json", unit])
-        .unwrap());
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
 
 fn wait_memory_max(lab: &Lab, unit: &str, want: u64) {
     lab.wait_for(&format!("{unit} MemoryMax={want}"), secs(15), |lab| {
