@@ -253,19 +253,19 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                 };
                 let bus = self.bus.clone();
                 let responded = woke_us.and_then(|_| self.responded.remove(&unit));
-                let asked = crate::watch::mono_us();
+                let asked = crate::clock::mono_us();
                 self.spawn(async move {
                     let _permit = bus.acquire().await;
                     let settings = changes.iter().map(|c| c.target.setting.clone()).collect();
                     let props = changes.iter().map(|c| c.target.prop).collect();
                     let result = conn.set(&unit, settings).await;
-                    let set = crate::watch::mono_us();
+                    let set = crate::clock::mono_us();
                     let result = match result {
                         Ok(()) => conn.live(&unit, props).await,
                         Err(e) => Err(e),
                     };
                     if let (Some(w), Ok(_)) = (woke_us, &result) {
-                        let done = crate::watch::mono_us();
+                        let done = crate::clock::mono_us();
                         let us = done.saturating_sub(w);
                         // Where it went: to the evaluator call, the call and
                         // the decision, SetUnitProperties, the read-back.
@@ -377,7 +377,7 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                 woke_us,
             } => {
                 if woke_us.is_some() {
-                    self.responded.insert(unit.clone(), crate::watch::mono_us());
+                    self.responded.insert(unit.clone(), crate::clock::mono_us());
                 }
                 let call = Call::Kernel {
                     unit,

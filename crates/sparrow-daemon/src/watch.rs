@@ -19,6 +19,7 @@ use tokio::io::Interest;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
+use crate::clock::mono_us;
 use crate::core::kernel::{Arm, Armed, Readings, Signal};
 use crate::core::Event;
 
@@ -347,17 +348,6 @@ impl Watched {
         }
         changed
     }
-}
-
-/// `CLOCK_MONOTONIC` in µs: when a wake-up came, comparable across threads.
-pub fn mono_us() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the struct we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }
 
 fn lost(unit: &str, seq: u64, why: String) -> Event {
