@@ -30,7 +30,10 @@
 //! idle units in a slice of their own, not beside the burners: systemd 252
 //! realizes every unit of a slice on each `SetUnitProperties`),
 //! `SPARROW_BENCH_PRIVATE=1` (the daemon on systemd's private socket),
-//! `SPARROW_BENCH_PERF=1` (a profile under load). About 7 minutes.
+//! `SPARROW_BENCH_PERF=1` (a profile under load; `SPARROW_BENCH_PERF_DATA`
+//! keeps its samples). About 7 minutes.
+
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -274,58 +277,6 @@ fn pin_daemon(lab: &Lab, daemon: &str) {
     );
 }
 
-/// With `SPARROW_BENCH_PERF=1` and `perf` on the host: 10 s of the daemon
-/// under the latency load, by self time (symbols over 1 %).
-fn profile(lab: &Lab, inner: &str) {
-    let Some(host) = lab.host_pid(inner) else {
-        return;
-    };
-    let data = "/tmp/kernel-bench.perf";
-    let rec = std::process::Command::new("perf")
-        .args([
-            "record",
-            "-e",
-            "cpu-clock",
-            "-F",
-            "10000",
-            "-g",
-            "-o",
-            data,
-            "-p",
-        ])
-        .arg(host.to_string())
-        .args(["--", "sleep", "10"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    if !rec.is_ok_and(|s| s.success()) {
-        return;
-    }
-    if let Ok(out) = std::process::Command::new("perf")
-        .args([
-            "report",
-            "-i",
-            data,
-            "--no-children",
-            "--stdio",
-            "-g",
-            "none",
-        ])
-        .args(["--sort", "dso,symbol", "--percent-limit", "1"])
-        .stderr(std::process::Stdio::null())
-        .output()
-    {
-        println!("perf profile of systemd-sparrowd under the latency load (10 s; kept in {data}):");
-        for l in String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
-            .take(20)
-        {
-            println!("  {}", l.split_whitespace().collect::<Vec<_>>().join(" "));
-        }
-    }
-}
-
 fn verdict(ok: bool) -> &'static str {
     if ok {
         "met"
@@ -421,7 +372,12 @@ fn main() {
     must(&lab, &argv);
     std::thread::sleep(Duration::from_secs(5));
     if std::env::var("SPARROW_BENCH_PERF").as_deref() == Ok("1") {
-        profile(&lab, &daemon);
+        if let Some(top) = lab.host_pid(&daemon).and_then(|p| common::profile(p, 10)) {
+            println!("perf profile of systemd-sparrowd under the latency load (10 s, self time):");
+            for l in top {
+                println!("  {l}");
+            }
+        }
     }
     let wide = latency_window(&lab, lat_secs);
     pin_daemon(&lab, &daemon);
