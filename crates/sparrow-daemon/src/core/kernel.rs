@@ -144,7 +144,9 @@ impl Watching {
     }
 
     fn set_state(&mut self, state: &str) {
-        for w in &mut self.watches {
+        // A unit waiting for its cgroup is looked at after every event: no
+        // new strings when nothing changed.
+        for w in self.watches.iter_mut().filter(|w| w.state != state) {
             w.state = state.to_string();
         }
     }
