@@ -169,6 +169,13 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
         })
     }
 
+    /// Hands a closure call to an evaluator; when every one is busy, the
+    /// event that says so (handled next).
+    fn call(&self, call: Call, limit: std::time::Duration) -> Option<Event> {
+        let left = self.evaluator.call(call, limit);
+        left.map(|c| c.refused("every evaluator is busy"))
+    }
+
     fn spawn(&self, work: impl std::future::Future<Output = Event> + Send + 'static) {
         let tx = self.tx.clone();
         tokio::spawn(async move {
@@ -298,8 +305,7 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                     // An evaluator is shared with every unit's closures:
                     // a check holds it for at most CHECK_LIMIT.
                     let limit = timeout.min(CHECK_LIMIT);
-                    let left = self.evaluator.call(Call::Check { unit, seq }, limit);
-                    return left.map(|c| c.refused("every evaluator is busy"));
+                    return self.call(Call::Check { unit, seq }, limit);
                 }
                 let prober = self.prober.clone();
                 self.spawn(async move {
@@ -342,9 +348,7 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                 }
             }
             Action::CallPattern(unit) => {
-                let call = Call::Pattern { unit };
-                let left = self.evaluator.call(call, KERNEL_LIMIT);
-                return left.map(|c| c.refused("every evaluator is busy"));
+                return self.call(Call::Pattern { unit }, KERNEL_LIMIT);
             }
             Action::SetEnvironment { unit, environment } => {
                 let Some(conn) = self.conn.clone() else {
@@ -384,14 +388,10 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                     event,
                     woke_us,
                 };
-                let left = self.evaluator.call(call, KERNEL_LIMIT);
-                return left.map(|c| c.refused("every evaluator is busy"));
+                return self.call(call, KERNEL_LIMIT);
             }
             Action::OnFailure { unit, event } => {
-                let left = self
-                    .evaluator
-                    .call(Call::OnFailure { unit, event }, ON_FAILURE_LIMIT);
-                return left.map(|c| c.refused("every evaluator is busy"));
+                return self.call(Call::OnFailure { unit, event }, ON_FAILURE_LIMIT);
             }
             Action::Alert(alert) => {
                 // The journal always; the configured channels besides.
