@@ -30,6 +30,8 @@
 //! idle units in a slice of their own, not beside the burners: systemd 252
 //! realizes every unit of a slice on each `SetUnitProperties`),
 //! `SPARROW_BENCH_PRIVATE=1` (the daemon on systemd's private socket),
+//! `SPARROW_BENCH_EXTRA` (more `[Service]` lines for the daemon, `;`
+//! between them, e.g. `Nice=-10`),
 //! `SPARROW_BENCH_PERF=1` (a profile under load; `SPARROW_BENCH_PERF_DATA`
 //! keeps its samples). About 7 minutes.
 
@@ -311,7 +313,10 @@ fn main() {
         .unit_file(
             "systemd-sparrowd.service.d/bench.conf",
             &format!(
-                "[Service]\nEnvironment=SYSTEMD_SPARROWD_MAX_CHANGES_PER_MINUTE=100000\n{}",
+                "[Service]\nEnvironment=SYSTEMD_SPARROWD_MAX_CHANGES_PER_MINUTE=100000\n{}{}",
+                std::env::var("SPARROW_BENCH_EXTRA")
+                    .map(|e| e.replace(';', "\n") + "\n")
+                    .unwrap_or_default(),
                 // SPARROW_BENCH_PRIVATE=1: no system bus for the daemon, so
                 // it talks to systemd on its private socket.
                 if std::env::var("SPARROW_BENCH_PRIVATE").as_deref() == Ok("1") {
