@@ -86,6 +86,8 @@ fn run(logger: &Logger, args: Vec<OsString>) -> u8 {
         owners: Owners::for_generator(),
         workers: Options::default_workers(),
         isolation: Isolation::this_binary(),
+        // The generator reads the translation cache and never writes it.
+        raku: sparrow_raku::Options::for_generator(&env),
     };
     let mut writer = match write::Writer::open(&normal, &early) {
         Ok(w) => w,

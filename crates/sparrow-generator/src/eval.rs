@@ -44,7 +44,8 @@ impl Evaluator {
 
     /// Reads and evaluates one source.
     pub fn source(&mut self, src: &Source) -> Outcome {
-        let (text, warn) = if src.kind == SourceKind::RakuShebang {
+        // A Raku source was read and translated by the bridge already.
+        let (text, warn) = if src.kind.is_raku() {
             (String::new(), None)
         } else {
             match read_listed(&src.path, self.owners, src.listed_regular) {
@@ -74,7 +75,7 @@ impl Evaluator {
                 text: u.file.render(),
                 name: u.name,
                 install: u.install,
-                early: src.kind == SourceKind::Shebang,
+                early: matches!(src.kind, SourceKind::Shebang | SourceKind::RakuShebang),
                 source: src.path.clone(),
                 line: u.line,
             })

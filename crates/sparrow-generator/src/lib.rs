@@ -15,6 +15,7 @@
 pub mod entry;
 pub mod eval;
 pub mod log;
+mod raku;
 mod supervise;
 pub mod worker;
 pub mod write;
@@ -60,6 +61,8 @@ pub struct Options {
     pub workers: usize,
     /// Where definitions are evaluated.
     pub isolation: Isolation,
+    /// How Raku sources are translated.
+    pub raku: sparrow_raku::Options,
 }
 
 impl Options {
@@ -141,12 +144,32 @@ impl Sink for Report {
 /// skipped with an error naming both.
 pub fn generate(sources: &[Source], facts: &Facts, opts: &Options, sink: &mut dyn Sink) {
     let mut owners: HashMap<UnitName, PathBuf> = HashMap::new();
-    let mut on = |i: usize, outcome: Outcome| merge(&sources[i].path, outcome, &mut owners, sink);
+    // Raku sources first, all through one Raku process; those that cannot
+    // be evaluated are reported before the rest.
+    let (translated, mut pre, _) = raku::prepare(sources, facts, opts);
+    let mut todo: Vec<Source> = Vec::with_capacity(sources.len());
+    let mut index: Vec<usize> = Vec::with_capacity(sources.len());
+    for (i, src) in translated.into_iter().enumerate() {
+        match pre[i].take() {
+            Some(outcome) => merge(&sources[i].path, outcome, &mut owners, sink),
+            None => {
+                todo.push(src);
+                index.push(i);
+            }
+        }
+    }
+    let mut on = |j: usize, mut outcome: Outcome| {
+        let src = &sources[index[j]];
+        if src.kind.is_raku() {
+            raku::line_only(&mut outcome, &src.path);
+        }
+        merge(&src.path, outcome, &mut owners, sink)
+    };
     match &opts.isolation {
         Isolation::InProcess => {
             let mut ev = eval::Evaluator::new(facts.clone(), opts.owners);
-            for (i, src) in sources.iter().enumerate() {
-                on(i, ev.source(src));
+            for (j, src) in todo.iter().enumerate() {
+                on(j, ev.source(src));
             }
         }
         Isolation::Processes(exe) => {
@@ -154,7 +177,7 @@ pub fn generate(sources: &[Source], facts: &Facts, opts: &Options, sink: &mut dy
                 facts: facts.clone(),
                 owners: opts.owners,
             };
-            supervise::run(sources, &init, exe, opts.workers, &mut on);
+            supervise::run(&todo, &init, exe, opts.workers, &mut on);
         }
     }
 }

@@ -336,6 +336,7 @@ mod tests {
                 path: format!("/defs/{i}.sparrow").into(),
                 kind: SourceKind::Definition,
                 listed_regular: false,
+                translation: None,
             })
             .collect()
     }

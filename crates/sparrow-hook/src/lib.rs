@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sparrow_isolate::{Limits, Worker};
-use sparrow_source::{Owners, SourceKind};
+use sparrow_source::Owners;
 
 pub use child::serve;
 pub use locate::{source_of, GENERATOR_DIRS};
@@ -117,9 +117,9 @@ pub fn run(unit: &str, stage: Stage, opts: &Options, err: &mut dyn Write) -> Res
         (None, Some(r)) => return Err(format!("{}: {}", r.path.display(), r.reason)),
         (None, None) => return Err(format!("{}: not a definition", path.display())),
     };
-    if source.kind == SourceKind::RakuShebang {
+    if source.kind.is_raku() {
         return Err(format!(
-            "{}: hooks of Raku definitions need the Raku bridge, which this version does not have",
+            "{}: hooks written in Raku run through a resident Raku worker, which this version does not have yet",
             path.display()
         ));
     }

@@ -8,6 +8,8 @@ use sparrow_source::{Owners, Source};
 use crate::Stage;
 
 /// From the runner.
+// One `Load` per hook run: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
     /// Load the definition and find `unit`'s `stage`; answered with [`Loaded`].

@@ -45,16 +45,26 @@ pub fn load_text(
         reason,
     };
     let lib = libs.for_source(&src.path, owners);
-    let mut loaded = match src.kind {
-        SourceKind::RakuShebang => return Err(refuse(
-            "is a #!raku/#!sparrow6 unit: the Raku bridge is not part of this version, so it was not translated".into(),
+    // A Raku source is evaluated as its translation (same lines).
+    let text = match (&src.translation, src.kind.is_raku()) {
+        (Some(t), true) => t.as_str(),
+        (None, true) => return Err(refuse(
+            "is written in Raku and was not translated (the Raku bridge runs in the generator and the CLI)".into(),
         )),
-        SourceKind::Shebang => {
-            let base = src.path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let name = UnitName::parse(base).map_err(|e| refuse(format!("the file name is not a unit name: {e}")))?;
+        (_, false) => text,
+    };
+    let mut loaded = match src.kind {
+        SourceKind::Shebang | SourceKind::RakuShebang => {
+            let base = src
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let name = UnitName::parse(base)
+                .map_err(|e| refuse(format!("the file name is not a unit name: {e}")))?;
             loader.load_unit_file(&src.path, text, &name, lib.clone())
         }
-        SourceKind::Definition => loader.load(&src.path, text, lib.clone()),
+        SourceKind::Definition | SourceKind::Raku => loader.load(&src.path, text, lib.clone()),
     };
     loaded.diagnostics.append(&mut lib.warnings.borrow_mut());
     Ok(loaded)

@@ -23,6 +23,15 @@ pub enum SourceKind {
     Shebang,
     /// A unit file whose first line is `#!raku` or `#!sparrow6`.
     RakuShebang,
+    /// A `NAME.raku` definition (Sparrow6's Raku spelling).
+    Raku,
+}
+
+impl SourceKind {
+    /// Whether it is written in Raku (translated by the Raku bridge).
+    pub fn is_raku(self) -> bool {
+        matches!(self, SourceKind::Raku | SourceKind::RakuShebang)
+    }
 }
 
 /// A file to translate.
@@ -37,6 +46,10 @@ pub struct Source {
     /// all the same.
     #[serde(default)]
     pub listed_regular: bool,
+    /// A Raku source's translation into the native language (set by the
+    /// Raku bridge before evaluation; see `sparrow_raku`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub translation: Option<String>,
 }
 
 /// A file that was found but cannot be used, and why.
@@ -60,12 +73,12 @@ pub fn definitions(dirs: &[PathBuf]) -> (Vec<Source>, Vec<Refused>) {
         let Ok(entries) = fs::read_dir(dir) else {
             continue;
         };
-        let mut names: Vec<(String, fs::DirEntry)> = Vec::new();
+        let mut names: Vec<(String, fs::DirEntry, SourceKind)> = Vec::new();
         for e in entries.filter_map(Result::ok) {
             let raw = e.file_name();
             let Some(name) = raw.to_str() else {
                 let lossy = raw.to_string_lossy();
-                if lossy.ends_with(".sparrow") {
+                if lossy.ends_with(".sparrow") || lossy.ends_with(".raku") {
                     refused.push(Refused {
                         path: e.path(),
                         reason: "the file name is not valid UTF-8; rename the file".into(),
@@ -73,15 +86,19 @@ pub fn definitions(dirs: &[PathBuf]) -> (Vec<Source>, Vec<Refused>) {
                 }
                 continue;
             };
-            let is_def = name.ends_with(".sparrow")
-                && !name.starts_with('.')
-                && name.len() > ".sparrow".len();
-            if is_def {
-                names.push((name.to_string(), e));
+            let kind = if name.ends_with(".sparrow") && name.len() > ".sparrow".len() {
+                SourceKind::Definition
+            } else if name.ends_with(".raku") && name.len() > ".raku".len() {
+                SourceKind::Raku
+            } else {
+                continue;
+            };
+            if !name.starts_with('.') {
+                names.push((name.to_string(), e, kind));
             }
         }
         names.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, entry) in names {
+        for (name, entry, kind) in names {
             if seen.contains(&name) {
                 continue;
             }
@@ -98,8 +115,9 @@ pub fn definitions(dirs: &[PathBuf]) -> (Vec<Source>, Vec<Refused>) {
             seen.insert(name);
             out.push(Source {
                 path,
-                kind: SourceKind::Definition,
+                kind,
                 listed_regular: regular,
+                translation: None,
             });
         }
     }
@@ -141,6 +159,7 @@ pub fn from_paths(paths: &[PathBuf]) -> (Vec<Source>, Vec<Refused>) {
                     SourceKind::Definition
                 }
                 Some(k) => k,
+                None if p.to_string_lossy().ends_with(".raku") => SourceKind::Raku,
                 None => SourceKind::Definition,
             },
         };
@@ -148,6 +167,7 @@ pub fn from_paths(paths: &[PathBuf]) -> (Vec<Source>, Vec<Refused>) {
             path: p.clone(),
             kind,
             listed_regular: false,
+            translation: None,
         });
     }
     (out, refused)
@@ -214,6 +234,7 @@ pub fn shebang_units(root: &Path) -> (Vec<Source>, Vec<Refused>) {
                 path: path.to_path_buf(),
                 kind,
                 listed_regular: false,
+                translation: None,
             });
         }
     });

@@ -20,7 +20,7 @@ use std::time::Duration;
 use sparrow_host::RealHost;
 use sparrow_lang::Host;
 use sparrow_policy::Machine;
-use sparrow_source::{Mode, Owners, SourceKind};
+use sparrow_source::{Mode, Owners};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
@@ -112,8 +112,9 @@ fn read_sources() -> (Vec<SourceText>, Vec<String>) {
         .collect();
     let mut texts = Vec::new();
     for s in sources {
-        if s.kind == SourceKind::RakuShebang {
-            // The evaluator reports it (the Raku bridge is not here yet).
+        if s.kind.is_raku() {
+            // The evaluator reports it: runtime subs of Raku definitions
+            // need the resident Raku worker, which is not here yet.
             texts.push(SourceText {
                 source: s,
                 text: String::new(),

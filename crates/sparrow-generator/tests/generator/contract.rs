@@ -139,20 +139,78 @@ fn a_shebang_unit_must_declare_its_own_name() {
 }
 
 #[test]
-fn raku_shebang_units_are_reported_not_translated() {
+fn raku_units_are_translated_by_one_bridge_run_and_fail_alone() {
     let w = World::new();
+    // A shebang unit placed straight into a .wants/ directory.
     w.write(
-        "units/old.service",
-        "#!raku\ntask-run \"x\", \"systemd\", %();\n",
+        "units/multi-user.target.wants/beans.service",
+        "#!raku\nuse Sparrow6::DSL;\n\ntask-run \"beans\", \"systemd\", %(\n    start => \"/bin/sleep infinity\",\n    env => %( :MODE<raku> ),\n);\n",
+    );
+    w.write(
+        "units/broken.service",
+        "#!sparrow6\ntask-run \"broken\", \"systemd\", %(\n    start => \"/bin/true\",\n    memory-max => \"lots\",\n);\n",
+    );
+    w.write(
+        "defs/more.raku",
+        "for <one two> -> $n { task-run \"more-$n\", \"systemd\", %( start => \"/bin/true\" ) }\n",
+    );
+    w.write(
+        "defs/native.sparrow",
+        "service(\"native\", #{ exec_start: \"/bin/true\" });\n",
     );
     let o = w.run();
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("old.service: is a #!raku/#!sparrow6 unit"),
-        "{}",
-        stderr(&o)
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(
+        w.outputs(),
+        vec![
+            "early/beans.service",
+            "normal/more-one.service",
+            "normal/more-two.service",
+            "normal/native.service",
+        ],
+        "{err}"
     );
-    assert!(w.outputs().is_empty());
+    let unit = w.read("early/beans.service");
+    assert!(unit.contains("ExecStart=/bin/sleep infinity\n"), "{unit}");
+    assert!(unit.contains("Environment=\"MODE=raku\"\n"), "{unit}");
+    // The broken one is named with the line of its task-run.
+    let broken = w.p("units/broken.service");
+    assert!(
+        err.contains(&format!("{}:2:", broken.display())) && err.contains("\"lots\" is not a size"),
+        "{err}"
+    );
+}
+
+#[test]
+fn without_raku_raku_sources_are_skipped_with_one_message() {
+    let w = World::new();
+    w.write(
+        "defs/a.raku",
+        "task-run \"a\", \"systemd\", %( start => \"/bin/true\" );\n",
+    );
+    w.write(
+        "units/b.service",
+        "#!raku\ntask-run \"b\", \"systemd\", %( start => \"/bin/true\" );\n",
+    );
+    w.write(
+        "defs/native.sparrow",
+        "service(\"native\", #{ exec_start: \"/bin/true\" });\n",
+    );
+    let o = w
+        .command(std::path::Path::new(crate::BIN))
+        .env("SYSTEMD_SPARROW_RAKU", "")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(w.outputs(), vec!["normal/native.service"], "{err}");
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("`raku` is not installed"))
+        .collect();
+    assert_eq!(said.len(), 1, "{err}");
+    assert!(said[0].contains("2 Raku definitions were skipped"), "{err}");
+    assert!(said[0].contains("apt-get install rakudo"), "{err}");
 }
 
 #[test]

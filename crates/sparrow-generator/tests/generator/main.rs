@@ -47,6 +47,7 @@ impl World {
             )
             .env("SYSTEMD_SPARROW_UNIT_ROOT", self.p("units"))
             .env("SYSTEMD_SPARROW_LOG", "stderr")
+            .env("SYSTEMD_SPARROW_RAKU_CACHE", self.p("raku-cache"))
             .args([self.p("normal"), self.p("early"), self.p("late")]);
         c
     }

@@ -168,12 +168,20 @@ impl Worker {
         let mut cmd = Command::new(program);
         cmd.arg0(ARG0)
             .arg(role)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             // A backtrace would push the abort's reason out of what we keep.
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE");
+        Worker::spawn_command(cmd, limits)
+    }
+
+    /// Starts another program under the same containment (death with the
+    /// spawning thread, `no_new_privs`, the address-space limit, no core
+    /// dumps), speaking the same protocol: one JSON request per line on its
+    /// stdin, one JSON reply per line on its stdout. The Raku bridge is one.
+    pub fn spawn_command(mut cmd: Command, limits: Limits) -> Result<Worker, Failure> {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // SAFETY: getpid is async-signal-safe.
         let parent = unsafe { libc::getpid() };
         let memory = limits.memory;

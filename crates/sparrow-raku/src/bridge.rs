@@ -1,0 +1,293 @@
+//! Running the Raku process: one per run, requests in, declarations out.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sparrow_isolate::{Failure, Limits, Worker};
+use sparrow_lang::Facts;
+
+use crate::cache::{self, Cache, Deps};
+use crate::rhai_text::{self, Decl};
+
+/// One Raku file to translate.
+#[derive(Debug, Clone)]
+pub struct Input<'a> {
+    /// Where it is (for messages and the cache key).
+    pub path: &'a Path,
+    /// Its text, read by the caller (with the owner rule).
+    pub text: &'a str,
+}
+
+/// What became of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Translation {
+    /// Its native text (declarations on the Raku file's lines).
+    Native(String),
+    /// It cannot be translated: the Raku file's line (0: unknown) and why.
+    Failed {
+        /// 1-based line in the Raku file, 0 when unknown.
+        line: usize,
+        /// Raku's message, or ours.
+        message: String,
+    },
+    /// No `raku` on this host: nothing was tried.
+    NoRaku,
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `raku` binary, when there is one ([`find_raku`]).
+    pub raku: Option<PathBuf>,
+    /// Time one file may take (the first also pays Raku's start-up).
+    pub limit: Duration,
+    /// The cache, when one is used; `write` says whether this run may add to it.
+    pub cache: Option<Cache>,
+    /// What the Raku process may use.
+    pub limits: Limits,
+}
+
+impl Options {
+    /// `raku` from [`find_raku`], 10 s per file
+    /// (`SYSTEMD_SPARROW_RAKU_LIMIT_MS`), the system cache read-only.
+    pub fn for_generator(env: &dyn Fn(&str) -> Option<String>) -> Options {
+        let ms = env("SYSTEMD_SPARROW_RAKU_LIMIT_MS").and_then(|v| v.parse().ok());
+        Options {
+            raku: find_raku(env),
+            limit: Duration::from_millis(ms.unwrap_or(10_000)),
+            cache: Some(Cache::new(cache::dir(env), false)),
+            limits: raku_limits(),
+        }
+    }
+}
+
+/// Raku's VM reserves more address space than the native evaluator needs.
+pub fn raku_limits() -> Limits {
+    Limits { memory: 1 << 30 }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Raku processes started (0 when everything came from the cache).
+    pub processes: usize,
+    /// Files answered from the cache.
+    pub cached: usize,
+    /// Files translated by Raku in this run.
+    pub translated: usize,
+}
+
+/// `SYSTEMD_SPARROW_RAKU` (a path; empty: none), else `raku` on `PATH`,
+/// else `/usr/bin/raku` when it exists.
+pub fn find_raku(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(p) = env("SYSTEMD_SPARROW_RAKU") {
+        return (!p.is_empty()).then(|| PathBuf::from(p));
+    }
+    let path = env("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join("raku"))
+        .chain([PathBuf::from("/usr/bin/raku")])
+        .find(|p| p.is_file())
+}
+
+#[derive(Serialize)]
+struct Init<'a> {
+    facts: &'a Facts,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+/// The bridge's answer to [`Init`]: compiled, facts taken.
+#[derive(Deserialize)]
+struct Ready {
+    #[serde(rename = "ready")]
+    _ready: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Reply {
+    Ok(Answer),
+    Error(RakuError),
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    decls: Vec<Decl>,
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    exists: Vec<String>,
+    #[serde(default)]
+    env: Vec<String>,
+    #[serde(default)]
+    untracked: bool,
+}
+
+#[derive(Deserialize)]
+struct RakuError {
+    message: String,
+    #[serde(default)]
+    line: usize,
+}
+
+/// Translates `files` with at most a few Raku processes (one, unless a
+/// file kills or hangs it): cached ones first, then the rest in order.
+pub fn translate(
+    files: &[Input<'_>],
+    facts: &Facts,
+    opts: &Options,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<Translation>, Stats) {
+    let mut stats = Stats::default();
+    let raku_id = opts.raku.as_deref().map(cache::raku_identity);
+    let mut out: Vec<Option<Translation>> = vec![None; files.len()];
+    let mut keys: HashMap<usize, String> = HashMap::new();
+    if let (Some(c), Some(id)) = (&opts.cache, &raku_id) {
+        for (i, f) in files.iter().enumerate() {
+            let key = cache::key(id, facts, f.path, f.text);
+            if let Some(text) = c.get(&key, env) {
+                out[i] = Some(Translation::Native(text));
+                stats.cached += 1;
+            }
+            keys.insert(i, key);
+        }
+    }
+    let todo: Vec<usize> = (0..files.len()).filter(|i| out[*i].is_none()).collect();
+    if !todo.is_empty() {
+        match &opts.raku {
+            None => {
+                for i in todo {
+                    out[i] = Some(Translation::NoRaku);
+                }
+            }
+            Some(raku) => {
+                let mut run = Run {
+                    raku,
+                    facts,
+                    opts,
+                    worker: None,
+                    stats: &mut stats,
+                };
+                for i in todo {
+                    let (t, deps) = run.one(&files[i]);
+                    if let (Some(c), Some(key), Translation::Native(text), Some(deps)) =
+                        (&opts.cache, keys.get(&i), &t, deps)
+                    {
+                        c.put(key, text, &deps, env);
+                    }
+                    out[i] = Some(t);
+                }
+            }
+        }
+    }
+    (
+        out.into_iter()
+            .map(|t| t.unwrap_or(Translation::NoRaku))
+            .collect(),
+        stats,
+    )
+}
+
+struct Run<'a> {
+    raku: &'a Path,
+    facts: &'a Facts,
+    opts: &'a Options,
+    worker: Option<Worker>,
+    stats: &'a mut Stats,
+}
+
+/// Raku's start-up and the shim's compilation (before any file's time).
+const START_UP: Duration = Duration::from_secs(10);
+
+impl Run<'_> {
+    fn start(&mut self) -> Result<Worker, Failure> {
+        let mut cmd = Command::new(self.raku);
+        cmd.arg("-e").arg(crate::BRIDGE);
+        let mut w = Worker::spawn_command(cmd, self.opts.limits)?;
+        self.stats.processes += 1;
+        w.send(&Init { facts: self.facts }, START_UP)?;
+        let _: Ready = w.recv(START_UP)?;
+        Ok(w)
+    }
+
+    /// One file: its translation, and what it depended on when it can be
+    /// cached.
+    fn one(&mut self, f: &Input<'_>) -> (Translation, Option<Deps>) {
+        let mut w = match self.worker.take() {
+            Some(w) => w,
+            None => match self.start() {
+                Ok(w) => w,
+                Err(e) => {
+                    return (
+                        failed(0, format!("the Raku process could not start: {e}")),
+                        None,
+                    )
+                }
+            },
+        };
+        let limit = self.opts.limit;
+        let reply = w
+            .send(
+                &Request {
+                    path: f.path,
+                    text: f.text,
+                },
+                limit,
+            )
+            .and_then(|()| w.recv::<Reply>(limit));
+        match reply {
+            Err(e) => {
+                // The process is gone (killed by the worker on a timeout
+                // or protocol break): the next file gets a new one.
+                let msg = match e {
+                    Failure::TimedOut(_) => format!(
+                        "translating it took longer than {} s and was stopped; nothing else was affected",
+                        self.opts.limit.as_secs()
+                    ),
+                    other => format!("the Raku process {other} while translating it"),
+                };
+                (failed(0, msg), None)
+            }
+            Ok(reply) => {
+                self.worker = Some(w);
+                self.stats.translated += 1;
+                match reply {
+                    Reply::Error(e) => (failed(e.line, e.message), None),
+                    Reply::Ok(a) => match rhai_text::rhai_text(&a.decls) {
+                        Err(e) => (failed(e.line, e.message), None),
+                        Ok(text) => {
+                            let deps =
+                                (!a.untracked && !reads_behind_our_back(f.text)).then_some(Deps {
+                                    files: a.read,
+                                    exists: a.exists,
+                                    env: a.env,
+                                });
+                            (Translation::Native(text), deps)
+                        }
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn failed(line: usize, message: String) -> Translation {
+    Translation::Failed { line, message }
+}
+
+/// Whether the text reads files or runs programs in ways the shim cannot
+/// see (methods on paths, `qx`): then its translation is not cached.
+fn reads_behind_our_back(text: &str) -> bool {
+    [".IO", "qx", "q:x", "QX", "run(", "shell(", "Proc::"]
+        .iter()
+        .any(|p| text.contains(p))
+}

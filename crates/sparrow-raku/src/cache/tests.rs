@@ -1,0 +1,70 @@
+use super::*;
+
+fn facts_of(os: &str) -> Facts {
+    Facts {
+        os: os.into(),
+        os_version: "12".into(),
+        hostname: "h".into(),
+        arch: "x86_64".into(),
+        kernel: "6.1".into(),
+        virtualization: "none".into(),
+        memory_total: 1 << 30,
+        cpu_count: 2,
+    }
+}
+
+fn facts() -> Facts {
+    facts_of("debian")
+}
+
+#[test]
+fn an_entry_is_used_while_what_it_looked_at_is_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = dir.path().join("flags.json");
+    fs::write(&flags, r#"{"use-redis": true}"#).unwrap();
+    let cache = Cache::new(dir.path().join("cache"), true);
+    let key = key("raku:1", &facts(), Path::new("/etc/a.raku"), "task-run ..");
+    let deps = Deps {
+        files: vec![flags.display().to_string()],
+        exists: vec!["/definitely/not/here".into()],
+        env: vec!["MODE".into()],
+    };
+    let prod = |k: &str| (k == "MODE").then(|| "prod".to_string());
+    cache.put(&key, "task_run(..);", &deps, &prod);
+    assert_eq!(cache.get(&key, &prod).as_deref(), Some("task_run(..);"));
+    // Another value of a variable it read.
+    let dev = |k: &str| (k == "MODE").then(|| "dev".to_string());
+    assert_eq!(cache.get(&key, &dev), None);
+    // Another flags file.
+    fs::write(&flags, r#"{"use-redis": false}"#).unwrap();
+    assert_eq!(cache.get(&key, &prod), None);
+}
+
+#[test]
+fn keys_change_with_text_path_facts_and_raku() {
+    let base = key("raku:1", &facts(), Path::new("/a.raku"), "x");
+    assert_ne!(base, key("raku:2", &facts(), Path::new("/a.raku"), "x"));
+    assert_ne!(
+        base,
+        key("raku:1", &facts_of("fedora"), Path::new("/a.raku"), "x")
+    );
+    assert_ne!(base, key("raku:1", &facts(), Path::new("/b.raku"), "x"));
+    assert_ne!(base, key("raku:1", &facts(), Path::new("/a.raku"), "y"));
+    assert_eq!(base, key("raku:1", &facts(), Path::new("/a.raku"), "x"));
+}
+
+#[test]
+fn read_only_caches_and_whole_environment_readers_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = |_: &str| None;
+    let ro = Cache::new(dir.path().join("ro"), false);
+    ro.put("k", "t", &Deps::default(), &none);
+    assert!(!dir.path().join("ro").exists());
+    let rw = Cache::new(dir.path().join("rw"), true);
+    let all = Deps {
+        env: vec!["*".into()],
+        ..Deps::default()
+    };
+    rw.put("k", "t", &all, &none);
+    assert_eq!(rw.get("k", &none), None);
+}
