@@ -98,13 +98,15 @@ pub(crate) fn prepare(
 }
 
 /// Positions in a Raku source's diagnostics keep the line (declarations
-/// sit on their Raku lines) and drop the column, which is the translation's.
+/// sit on the line of their `task-run`) and point at its start: the
+/// column is the translation's, not the Raku file's.
 pub(crate) fn line_only(outcome: &mut Outcome, path: &std::path::Path) {
     let diags = match outcome {
         Outcome::Units(_, d) | Outcome::Failed(d) => d,
         Outcome::Refused(_) => return,
     };
-    for d in diags.iter_mut().filter(|d| d.file == path) {
-        d.col = 0;
+    for d in diags.iter_mut().filter(|d| d.file == path && d.line > 0) {
+        d.col = 1;
+        d.len = 1;
     }
 }

@@ -285,9 +285,27 @@ fn failed(line: usize, message: String) -> Translation {
 }
 
 /// Whether the text reads files or runs programs in ways the shim cannot
-/// see (methods on paths, `qx`): then its translation is not cached.
+/// see (methods on paths, `run`, `shell`, `qx`): then its translation is
+/// not cached. Raku identifiers may hold `-`, so `task-run` is not `run`.
 fn reads_behind_our_back(text: &str) -> bool {
-    [".IO", "qx", "q:x", "QX", "run(", "shell(", "Proc::"]
-        .iter()
-        .any(|p| text.contains(p))
+    if text.contains(".IO") || text.contains("Proc::") || text.contains("q:x") {
+        return true;
+    }
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        .any(|w| matches!(w, "run" | "shell" | "qx" | "QX"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_behind_our_back;
+
+    #[test]
+    fn programs_and_path_reads_make_a_file_uncacheable() {
+        for t in ["my $x = run <ls>;", "shell \"ls\";", "my $c = qx{ls};", "\"/etc/x\".IO.slurp", "Proc::Async.new"] {
+            assert!(reads_behind_our_back(t), "{t}");
+        }
+        for t in ["task-run \"a\", \"systemd\", %( start => \"/bin/run-me\" );", "my $running = 1;"] {
+            assert!(!reads_behind_our_back(t), "{t}");
+        }
+    }
 }

@@ -154,12 +154,14 @@ pub fn from_paths(paths: &[PathBuf]) -> (Vec<Source>, Vec<Refused>) {
                 });
                 continue;
             }
+            // A definition file's name wins over its first line: a
+            // `NAME.raku` may start with `#!/usr/bin/env raku`.
+            Ok(_) if p.to_string_lossy().ends_with(".raku") => SourceKind::Raku,
             Ok(line) => match shebang(&line) {
                 Some(SourceKind::Shebang) if p.to_string_lossy().ends_with(".sparrow") => {
                     SourceKind::Definition
                 }
                 Some(k) => k,
-                None if p.to_string_lossy().ends_with(".raku") => SourceKind::Raku,
                 None => SourceKind::Definition,
             },
         };
