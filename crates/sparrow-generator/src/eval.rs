@@ -74,7 +74,7 @@ impl Evaluator {
             .map(|u| Generated {
                 text: u.file.render(),
                 name: u.name,
-                install: u.install,
+                install: placed_in(src, u.install),
                 early: matches!(src.kind, SourceKind::Shebang | SourceKind::RakuShebang),
                 source: src.path.clone(),
                 line: u.line,
@@ -82,6 +82,38 @@ impl Evaluator {
             .collect();
         Outcome::Units(units, loaded.diagnostics)
     }
+}
+
+/// A shebang unit's place says what wants it: systemd ignores regular
+/// files in `TARGET.wants/` (only symlinks there are dependencies), so a
+/// unit written straight into one gets the symlink beside its translation,
+/// as if it said `wanted_by: TARGET` (likewise `.requires/`, `.upholds/`).
+fn placed_in(src: &Source, mut install: sparrow_lang::Install) -> sparrow_lang::Install {
+    if !matches!(src.kind, SourceKind::Shebang | SourceKind::RakuShebang) {
+        return install;
+    }
+    let Some(dir) = src
+        .path
+        .parent()
+        .and_then(|d| d.file_name())
+        .and_then(|d| d.to_str())
+    else {
+        return install;
+    };
+    let list = if let Some(t) = dir.strip_suffix(".wants") {
+        Some((t, &mut install.wanted_by))
+    } else if let Some(t) = dir.strip_suffix(".requires") {
+        Some((t, &mut install.required_by))
+    } else {
+        dir.strip_suffix(".upholds")
+            .map(|t| (t, &mut install.upheld_by))
+    };
+    if let Some((target, list)) = list {
+        if !target.is_empty() && !list.iter().any(|t| t == target) {
+            list.push(target.to_string());
+        }
+    }
+    install
 }
 
 fn warning(path: &Path, message: String) -> Diagnostic {

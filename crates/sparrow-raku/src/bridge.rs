@@ -301,10 +301,19 @@ mod tests {
 
     #[test]
     fn programs_and_path_reads_make_a_file_uncacheable() {
-        for t in ["my $x = run <ls>;", "shell \"ls\";", "my $c = qx{ls};", "\"/etc/x\".IO.slurp", "Proc::Async.new"] {
+        for t in [
+            "my $x = run <ls>;",
+            "shell \"ls\";",
+            "my $c = qx{ls};",
+            "\"/etc/x\".IO.slurp",
+            "Proc::Async.new",
+        ] {
             assert!(reads_behind_our_back(t), "{t}");
         }
-        for t in ["task-run \"a\", \"systemd\", %( start => \"/bin/run-me\" );", "my $running = 1;"] {
+        for t in [
+            "task-run \"a\", \"systemd\", %( start => \"/bin/run-me\" );",
+            "my $running = 1;",
+        ] {
             assert!(!reads_behind_our_back(t), "{t}");
         }
     }

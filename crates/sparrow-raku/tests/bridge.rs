@@ -93,8 +93,18 @@ fn one_process_translates_many_files_and_failures_stay_with_their_file() {
         })
         .collect();
     let (out, stats) = translate(&inputs, &facts(), &opts(&raku, None), &env);
-    assert!(native(&out[0]).contains(r#"task_run("good", "systemd", #{"memory-max": 536870912, "start": "/bin/true"});"#), "{:?}", out[0]);
-    assert!(matches!(&out[1], Translation::Failed { line: 3 | 4, message } if message.contains("final ')'")), "{:?}", out[1]);
+    assert!(
+        native(&out[0]).contains(
+            r#"task_run("good", "systemd", #{"memory-max": 536870912, "start": "/bin/true"});"#
+        ),
+        "{:?}",
+        out[0]
+    );
+    assert!(
+        matches!(&out[1], Translation::Failed { line: 3 | 4, message } if message.contains("final ')'")),
+        "{:?}",
+        out[1]
+    );
     assert_eq!(
         out[2],
         Translation::Failed {
@@ -103,10 +113,22 @@ fn one_process_translates_many_files_and_failures_stay_with_their_file() {
         }
     );
     // The process's environment, as the file sees it through %*ENV.
-    assert!(native(&out[3]).contains(r#""MODE": "blue""#), "{:?}", out[3]);
-    assert!(matches!(&out[4], Translation::Failed { message, .. } if message.contains("status 7")), "{:?}", out[4]);
+    assert!(
+        native(&out[3]).contains(r#""MODE": "blue""#),
+        "{:?}",
+        out[3]
+    );
+    assert!(
+        matches!(&out[4], Translation::Failed { message, .. } if message.contains("status 7")),
+        "{:?}",
+        out[4]
+    );
     assert!(native(&out[5]).contains("after-exit"));
-    assert!(matches!(&out[6], Translation::Failed { message, .. } if message.contains("longer than 3 s")), "{:?}", out[6]);
+    assert!(
+        matches!(&out[6], Translation::Failed { message, .. } if message.contains("longer than 3 s")),
+        "{:?}",
+        out[6]
+    );
     assert!(native(&out[7]).contains("after-hang"));
     // What a file prints does not reach the replies.
     assert!(native(&out[8]).contains("prints"));
@@ -140,8 +162,16 @@ fn a_warm_cache_starts_no_raku_and_follows_what_files_looked_at() {
     let cache = || Some(Cache::new(dir.path().join("cache"), true));
     let (first, s1) = translate(&inputs, &facts(), &opts(&raku, cache()), &env);
     assert_eq!((s1.processes, s1.cached, s1.translated), (1, 0, 5));
-    assert!(native(&first[0]).contains(r#""requires": ["redis.service"]"#), "{:?}", first[0]);
-    assert!(native(&first[0]).contains(r#""M": "blue""#), "{:?}", first[0]);
+    assert!(
+        native(&first[0]).contains(r#""requires": ["redis.service"]"#),
+        "{:?}",
+        first[0]
+    );
+    assert!(
+        native(&first[0]).contains(r#""M": "blue""#),
+        "{:?}",
+        first[0]
+    );
     let (second, s2) = translate(&inputs, &facts(), &opts(&raku, cache()), &env);
     assert_eq!((s2.processes, s2.cached), (0, 5));
     assert_eq!(first, second);
@@ -150,7 +180,11 @@ fn a_warm_cache_starts_no_raku_and_follows_what_files_looked_at() {
     fs::write(&flags, r#"{"use-redis": false}"#).unwrap();
     let (third, s3) = translate(&inputs, &facts(), &opts(&raku, cache()), &env);
     assert_eq!((s3.processes, s3.cached), (1, 0));
-    assert!(native(&third[0]).contains(r#""requires": []"#), "{:?}", third[0]);
+    assert!(
+        native(&third[0]).contains(r#""requires": []"#),
+        "{:?}",
+        third[0]
+    );
     // Another value of a variable the files read: translated again.
     let green = |k: &str| (k == "SPARROW_TEST_MODE").then(|| "green".to_string());
     let (_, s4) = translate(&inputs, &facts(), &opts(&raku, cache()), &green);

@@ -59,8 +59,14 @@ fn the_raku_spelling_renders_the_native_unit() {
     assert_eq!(raku.status.code(), Some(0), "{}", text(&raku.stderr));
     assert_eq!(native.status.code(), Some(0), "{}", text(&native.stderr));
     let (r, n) = (text(&raku.stdout), text(&native.stdout));
-    assert!(r.contains("ExecStartPre=/usr/bin/systemd-sparrow hook run -- %n pre_start"), "{r}");
-    assert!(r.contains("After=redis.service postgresql.service\n"), "{r}");
+    assert!(
+        r.contains("ExecStartPre=/usr/bin/systemd-sparrow hook run -- %n pre_start"),
+        "{r}"
+    );
+    assert!(
+        r.contains("After=redis.service postgresql.service\n"),
+        "{r}"
+    );
     assert!(r.contains("Environment=\"RACK_ENV=production\"\n"), "{r}");
     assert!(r.contains("ExecStop=/bin/kill -TERM $MAINPID\n"), "{r}");
     assert_eq!(unit_body(&r), unit_body(&n));
@@ -69,7 +75,9 @@ fn the_raku_spelling_renders_the_native_unit() {
 #[test]
 fn check_accepts_every_section_6_construct_in_the_example() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = run(sparrow(tmp.path()).arg("check").arg(examples().join("shop.raku")));
+    let o = run(sparrow(tmp.path())
+        .arg("check")
+        .arg(examples().join("shop.raku")));
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("0 error(s), 0 warning(s)"), "{err}");
@@ -100,14 +108,24 @@ task-run "extra", "systemd", %( start => "/bin/true" ) if %*ENV<LOGIC_EXTRA>;
     let o = run(sparrow(tmp.path()).arg("render").arg(&def));
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert!(out.contains("# logic-a.service") && out.contains("# logic-b.service"), "{out}");
-    assert!(out.contains("After=network-online.target debian-only.service\n"), "{out}");
+    assert!(
+        out.contains("# logic-a.service") && out.contains("# logic-b.service"),
+        "{out}"
+    );
+    assert!(
+        out.contains("After=network-online.target debian-only.service\n"),
+        "{out}"
+    );
     assert!(!out.contains("extra.service"), "{out}");
     let o = run(sparrow(tmp.path())
         .env("LOGIC_EXTRA", "1")
         .arg("render")
         .arg(&def));
-    assert!(text(&o.stdout).contains("# extra.service"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("# extra.service"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -123,5 +141,8 @@ fn wrong_values_are_errors_at_the_task_run_line() {
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("{}:3", def.display())), "{err}");
-    assert!(err.contains("\"5\" is not one of: restart, alert, none"), "{err}");
+    assert!(
+        err.contains("\"5\" is not one of: restart, alert, none"),
+        "{err}"
+    );
 }

@@ -1,0 +1,95 @@
+//! Raku definitions in a real systemd: a `#!raku` shebang unit dropped
+//! straight into `multi-user.target.wants/` is translated by the generator
+//! (through the Raku bridge, with the host's rakudo) into the early
+//! directory and runs, at boot and after a `daemon-reload`.
+
+mod common;
+
+use common::{ok, secs, SPARROW};
+
+use sparrow_lab::{Lab, Setup};
+
+fn shebang_unit(name: &str, greeting: &str) -> String {
+    format!(
+        "#!raku\nuse Sparrow6::DSL;\n\ntask-run \"{name}\", \"systemd\", %(\n    description => \"{name} (Raku)\",\n    start => \"/bin/sleep infinity\",\n    env => %( :GREETING<{greeting}> ),\n);\n"
+    )
+}
+
+fn boot(setup: Setup) -> Lab {
+    Lab::boot(setup).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_raku_shebang_unit_in_a_wants_directory_runs_at_boot_and_after_a_reload() {
+    let lab = boot(
+        Setup::new(SPARROW)
+            .unit_file(
+                "multi-user.target.wants/early-bird.service",
+                &shebang_unit("early-bird", "hello"),
+            )
+            // A broken Raku unit beside it changes nothing for the others.
+            .unit_file(
+                "broken.service",
+                "#!raku\ntask-run \"broken\", \"systemd\", %(\n",
+            ),
+    );
+    // At boot: translated, pulled in by multi-user.target, running.
+    if let Err(e) = lab.wait_active_state("early-bird.service", "active", secs(30)) {
+        let why = lab
+            .sh("systemctl status early-bird.service multi-user.target --no-pager; journalctl -b -o cat SYSLOG_IDENTIFIER=systemd-sparrow-generator; ls -la /run/systemd/generator.early")
+            .unwrap();
+        panic!("{e}\n{}{}", why.stdout, why.stderr);
+    }
+    let p = lab
+        .show(
+            "early-bird.service",
+            &["FragmentPath", "SourcePath", "Description", "Environment"],
+        )
+        .unwrap();
+    assert_eq!(
+        p["FragmentPath"], "/run/systemd/generator.early/early-bird.service",
+        "{p:?}"
+    );
+    assert_eq!(
+        p["SourcePath"],
+        "/etc/systemd/system/multi-user.target.wants/early-bird.service"
+    );
+    assert_eq!(p["Description"], "early-bird (Raku)");
+    assert_eq!(p["Environment"], "GREETING=hello");
+
+    // Added while running: after daemon-reload it is loaded from the
+    // translation, wanted by multi-user.target, and starts.
+    lab.write_unit_file(
+        "multi-user.target.wants/late-bird.service",
+        &shebang_unit("late-bird", "again"),
+    )
+    .unwrap();
+    lab.daemon_reload().unwrap();
+    // The broken one is reported with its Raku line (at boot the message
+    // had no journal to go to in a container; this run's does).
+    lab.wait_for("the generator's Raku message", secs(10), |lab| {
+        let log = lab
+            .journal(&["SYSLOG_IDENTIFIER=systemd-sparrow-generator"])
+            .unwrap();
+        Ok((
+            log.contains("/etc/systemd/system/broken.service:") && log.contains("Raku:"),
+            log,
+        ))
+    })
+    .unwrap();
+    let p = lab
+        .show("late-bird.service", &["FragmentPath", "Environment"])
+        .unwrap();
+    assert_eq!(
+        p["FragmentPath"], "/run/systemd/generator.early/late-bird.service",
+        "{p:?}"
+    );
+    assert_eq!(p["Environment"], "GREETING=again");
+    let wants = lab.show("multi-user.target", &["Wants"]).unwrap();
+    assert!(wants["Wants"].contains("late-bird.service"), "{wants:?}");
+    ok(lab
+        .exec(&["systemctl", "start", "multi-user.target"])
+        .unwrap());
+    lab.wait_active_state("late-bird.service", "active", secs(30))
+        .unwrap();
+}
