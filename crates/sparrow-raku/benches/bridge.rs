@@ -1,0 +1,193 @@
+//! Issue 12's performance targets for the Raku bridge:
+//!
+//! * **One bridge run vs one `raku` per file**: 50 Raku definitions
+//!   translated by one bridge process, beside the same 50 translated by
+//!   50 processes (each its own `raku` running the same shim, which is what
+//!   running every file through `raku` on its own costs). Target: 10×.
+//! * **Warm cache**: the same 50 with every translation cached: how long,
+//!   and how many Raku processes (target: none).
+//!
+//! Wall-clock medians of `SPARROW_BENCH_RUNS` (3) runs per side, the sides
+//! alternating, on all CPUs and then with this process (and so every Raku
+//! it starts) pinned to CPU 0. Run: `cargo bench -p sparrow-raku --bench
+//! bridge` (about 2 minutes; needs `raku`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sparrow_lang::Facts;
+use sparrow_raku::cache::Cache;
+use sparrow_raku::{translate, Input, Options, Stats, Translation};
+
+const FILES: usize = 50;
+
+fn facts() -> Facts {
+    Facts {
+        os: "debian".into(),
+        os_version: "12".into(),
+        hostname: "bench".into(),
+        arch: "x86_64".into(),
+        kernel: "6.1.0".into(),
+        virtualization: "none".into(),
+        memory_total: 8 << 30,
+        cpu_count: 2,
+    }
+}
+
+/// A definition in the spirit of the seed's: dependencies, environment,
+/// sizes, a generation-time sub, runtime subs, a regex, PSI integers.
+fn definition(i: usize) -> String {
+    format!(
+        r#"use Sparrow6::DSL;
+my @after = <network-online.target>;
+@after.push("postgresql.service") if os() eq "debian";
+task-run "svc-{i}", "systemd", %(
+    description => "service {i}",
+    after => @after,
+    env => %( :INDEX<{i}>, :MODE(%*ENV<BENCH_MODE> // "prod") ),
+    start => "/usr/bin/svc --index {i}",
+    memory-max => {m}.MB,
+    orchestration => %( requires => sub {{ my %f = task-run "f", "feature-flags"; %f<use-redis> ?? ["redis.service"] !! ["postgresql.service"] }} ),
+    hooks => %( pre-start => sub {{ True }} ),
+    health-check => %( type => "http", url => "http://127.0.0.1:{port}/", expect => %( body => /'ok' \d+/ ) ),
+    kernel-monitoring => %( psi => %( memory => %( level => "some", threshold => 150000, window => 2000000 ) ) ),
+    pressure-response => sub ($event) {{ %( memory-max => {m}.MB ) }},
+);
+"#,
+        m = 256 + i,
+        port = 8000 + i
+    )
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t with CPU 0 set, for this thread (the
+    // only one), inherited by the Raku processes it starts.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "sched_setaffinity"
+        );
+    }
+}
+
+struct Side {
+    one: Duration,
+    each: Duration,
+    warm: Duration,
+    warm_stats: Stats,
+}
+
+fn measure(raku: &Path, texts: &[(PathBuf, String)], cache_dir: &Path, runs: usize) -> Side {
+    let inputs: Vec<Input<'_>> = texts
+        .iter()
+        .map(|(p, t)| Input { path: p, text: t })
+        .collect();
+    let opts = |cache: Option<Cache>| Options {
+        raku: Some(raku.to_path_buf()),
+        limit: Duration::from_secs(30),
+        cache,
+        limits: sparrow_raku::bridge::raku_limits(),
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let (mut one, mut each) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        let (out, stats) = translate(&inputs, &facts(), &opts(None), &env);
+        one.push(t.elapsed());
+        assert_eq!(stats.processes, 1);
+        assert!(
+            out.iter().all(|t| matches!(t, Translation::Native(_))),
+            "{out:?}"
+        );
+        let t = Instant::now();
+        for i in &inputs {
+            let (out, stats) = translate(std::slice::from_ref(i), &facts(), &opts(None), &env);
+            assert_eq!(stats.processes, 1);
+            assert!(matches!(out[0], Translation::Native(_)));
+        }
+        each.push(t.elapsed());
+    }
+    // Fill the cache, then read it.
+    let _ = std::fs::remove_dir_all(cache_dir);
+    let fill = || Some(Cache::new(cache_dir.to_path_buf(), true));
+    translate(&inputs, &facts(), &opts(fill()), &env);
+    let mut warm = Vec::new();
+    let mut warm_stats = Stats::default();
+    for _ in 0..runs.max(5) {
+        let t = Instant::now();
+        let (out, stats) = translate(&inputs, &facts(), &opts(fill()), &env);
+        warm.push(t.elapsed());
+        assert!(out.iter().all(|t| matches!(t, Translation::Native(_))));
+        warm_stats = stats;
+    }
+    Side {
+        one: median(one),
+        each: median(each),
+        warm: median(warm),
+        warm_stats,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let Some(raku) = sparrow_raku::find_raku(&|k| std::env::var(k).ok()) else {
+        eprintln!("raku bench: no raku (Debian: apt-get install rakudo); skipped");
+        return;
+    };
+    let runs: usize = std::env::var("SPARROW_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let texts: Vec<(PathBuf, String)> = (0..FILES)
+        .map(|i| (dir.path().join(format!("svc-{i}.raku")), definition(i)))
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let all = measure(&raku, &texts, &dir.path().join("cache-all"), runs);
+    pin_to_cpu0();
+    let one = measure(&raku, &texts, &dir.path().join("cache-one"), runs);
+    println!(
+        "\nRaku bridge (issue 12): {FILES} Raku definitions, wall-clock medians of {runs} runs ({cpus} CPUs / pinned to CPU 0)\n"
+    );
+    println!("| figure | {cpus} CPUs | 1 CPU | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| one bridge run (1 raku process) | {} | {} | |",
+        ms(all.one),
+        ms(one.one)
+    );
+    println!(
+        "| {FILES} separate raku processes (baseline) | {} | {} | |",
+        ms(all.each),
+        ms(one.each)
+    );
+    let ratio = |s: &Side| s.each.as_secs_f64() / s.one.as_secs_f64();
+    let verdict = |r: f64| if r >= 10.0 { "met" } else { "MISSED" };
+    println!(
+        "| baseline ÷ bridge | **{:.1}×** ({}) | **{:.1}×** ({}) | ≥ 10× |",
+        ratio(&all),
+        verdict(ratio(&all)),
+        ratio(&one),
+        verdict(ratio(&one))
+    );
+    println!(
+        "| warm cache: time / raku processes / files from the cache | {} / **{}** / {} | {} / **{}** / {} | no Raku process |",
+        ms(all.warm),
+        all.warm_stats.processes,
+        all.warm_stats.cached,
+        ms(one.warm),
+        one.warm_stats.processes,
+        one.warm_stats.cached
+    );
+}
