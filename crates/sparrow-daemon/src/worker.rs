@@ -205,10 +205,22 @@ pub fn serve() -> u8 {
                 };
                 closures.clear();
                 let mut libs = LibCache::default();
-                sources.iter().try_for_each(|s| {
-                    let done = load_one(loader, &mut libs, s, *owners, &mut closures);
-                    chan.send(&done)
-                })
+                let done: Vec<SourceLoaded> = sources
+                    .iter()
+                    .map(|s| load_one(loader, &mut libs, s, *owners, &mut closures))
+                    .collect();
+                // Raku subs run in a resident Raku process: start it now,
+                // before the daemon counts any closure's time (a failure
+                // here shows up as each sub's error later).
+                let raku: Vec<&std::path::Path> = sources
+                    .iter()
+                    .filter(|s| s.source.kind.is_raku() && s.source.translation.is_some())
+                    .map(|s| s.source.path.as_path())
+                    .collect();
+                if !raku.is_empty() {
+                    let _ = runtime.warm_raku(&raku);
+                }
+                done.iter().try_for_each(|d| chan.send(d))
             }
             Request::Eval { units, limit_ms } => {
                 let Some((loader, _)) = &state else {

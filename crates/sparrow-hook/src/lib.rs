@@ -103,6 +103,32 @@ impl Default for Options {
     }
 }
 
+/// A Raku definition's translation, from the cache when it is there.
+fn translate_raku(
+    path: &std::path::Path,
+    text: &str,
+    facts: &sparrow_lang::Facts,
+) -> Result<String, String> {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut opts = sparrow_raku::Options::for_generator(&env);
+    opts.cache = Some(sparrow_raku::cache::Cache::new(
+        sparrow_raku::cache::dir(&env),
+        true,
+    ));
+    let (mut out, _) =
+        sparrow_raku::translate(&[sparrow_raku::Input { path, text }], facts, &opts, &env);
+    match out.pop() {
+        Some(sparrow_raku::Translation::Native(t)) => Ok(t),
+        Some(sparrow_raku::Translation::Failed { line, message }) => {
+            Err(format!("{}:{line}: Raku: {message}", path.display()))
+        }
+        _ => Err(format!(
+            "{}: `raku` is not installed (Debian: apt-get install rakudo)",
+            path.display()
+        )),
+    }
+}
+
 /// Runs `stage` of `unit`; progress and `log()` lines go to `err`. `Err`
 /// is the one-line reason the stage failed.
 pub fn run(unit: &str, stage: Stage, opts: &Options, err: &mut dyn Write) -> Result<(), String> {
@@ -117,17 +143,17 @@ pub fn run(unit: &str, stage: Stage, opts: &Options, err: &mut dyn Write) -> Res
         (None, Some(r)) => return Err(format!("{}: {}", r.path.display(), r.reason)),
         (None, None) => return Err(format!("{}: not a definition", path.display())),
     };
-    if source.kind.is_raku() {
-        return Err(format!(
-            "{}: hooks written in Raku run through a resident Raku worker, which this version does not have yet",
-            path.display()
-        ));
-    }
+    let mut source = source;
     let text = sparrow_source::read_source(&path, opts.owners)
         .map_err(|e| format!("{}: {}", path.display(), e.reason))?
         .text;
     let (host, _) = sparrow_host::RealHost::from_env();
     let facts = sparrow_lang::Host::facts(&host).clone();
+    if source.kind.is_raku() {
+        // Its translation (usually from the cache); the hook's subs then
+        // run in a Raku worker of the evaluator process.
+        source.translation = Some(translate_raku(&path, &text, &facts)?);
+    }
     let mut worker = Worker::spawn(&opts.exe, ROLE, Limits::default())
         .map_err(|e| format!("cannot run the hook: {e}"))?;
     let left = || deadline.saturating_duration_since(Instant::now());

@@ -50,6 +50,9 @@ pub struct RealRuntime {
     fresh: Duration,
     /// Where `task_run` finds plugins.
     plugins: sparrow_task::search::SearchPath,
+    /// The resident Raku worker, started on first use (or by
+    /// [`RealRuntime::warm_raku`]): runs the subs of Raku definitions.
+    raku: Mutex<Option<sparrow_raku::resident::Resident>>,
 }
 
 /// Readings kept for [`FRESH`].
@@ -74,7 +77,45 @@ impl RealRuntime {
             recent: Mutex::default(),
             fresh: FRESH,
             plugins: sparrow_task::search::SearchPath::from_env(),
+            raku: Mutex::new(None),
         }
+    }
+
+    /// Starts the Raku worker now and loads `files` into it, so that the
+    /// first sub's call does not pay Raku's start-up inside its limit.
+    pub fn warm_raku(&self, files: &[&std::path::Path]) -> Result<(), String> {
+        self.with_raku(|r| files.iter().try_for_each(|f| r.load(f)))
+    }
+
+    /// How the Raku worker is doing (`None`: not started).
+    pub fn raku_health(&self) -> Option<sparrow_raku::resident::Health> {
+        let g = self.raku.lock().unwrap_or_else(|p| p.into_inner());
+        g.as_ref().map(|r| r.health().clone())
+    }
+
+    fn with_raku<T>(
+        &self,
+        f: impl FnOnce(&mut sparrow_raku::resident::Resident) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let mut g = self.raku.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            let env = |k: &str| std::env::var(k).ok();
+            let raku = sparrow_raku::find_raku(&env).ok_or_else(|| {
+                "`raku` is not installed (Debian: apt-get install rakudo)".to_string()
+            })?;
+            let facts = sparrow_lang::Host::facts(&crate::RealHost::from_env().0).clone();
+            // Under the evaluator's own limit per closure call (1 s in the
+            // daemon by default), with room for the call's callbacks.
+            let ms = env("SYSTEMD_SPARROW_RAKU_CALL_MS")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(800);
+            *g = Some(sparrow_raku::resident::Resident::new(
+                raku,
+                facts,
+                Duration::from_millis(ms),
+            ));
+        }
+        f(g.as_mut().expect("set above"))
     }
 
     /// Sends `alert()` calls to `sink` (the daemon delivers them) instead
@@ -393,6 +434,17 @@ impl RuntimeHost for RealRuntime {
             None => (self.log)(unit, &format!("ALERT ({severity}): {message}")),
         }
     }
+    fn raku_call(
+        &self,
+        file: &str,
+        desc: &str,
+        keys: &[String],
+        args: Vec<serde_json::Value>,
+        native: &mut sparrow_lang::RakuNative<'_>,
+    ) -> Result<serde_json::Value, String> {
+        self.with_raku(|r| r.call(std::path::Path::new(file), desc, keys, &args, native))
+    }
+
     fn task_run(
         &self,
         _unit: &str,

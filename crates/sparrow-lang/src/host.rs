@@ -202,7 +202,28 @@ pub trait RuntimeHost: Send + Sync {
             stderr_tail: Vec::new(),
         })
     }
+
+    /// Calls a sub of a Raku definition (`raku_sub(file, desc, keys,
+    /// args)` in a translated closure). While it runs, `native(name, args)`
+    /// runs one of this language's runtime functions for it (its
+    /// `get-available-memory()`, `task-run`, ...). Hosts without Raku keep
+    /// this default, which says so.
+    fn raku_call(
+        &self,
+        file: &str,
+        desc: &str,
+        keys: &[String],
+        args: Vec<serde_json::Value>,
+        native: &mut RakuNative<'_>,
+    ) -> Result<serde_json::Value, String> {
+        let _ = (desc, keys, args, native);
+        Err(format!("{file}: this host runs no Raku subs"))
+    }
 }
+
+/// A runtime function, called by name for a Raku sub.
+pub type RakuNative<'a> =
+    dyn FnMut(&str, Vec<serde_json::Value>) -> Result<serde_json::Value, String> + 'a;
 
 /// A task that failed (or could not run), as `task_run` throws it.
 #[derive(Debug, Clone, PartialEq, Eq)]

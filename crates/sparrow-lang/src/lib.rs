@@ -39,7 +39,7 @@ pub use diag::{Diagnostic, ScriptError, Severity};
 pub use engine::{CallError, Loaded, Loader};
 pub use host::{
     hook_runner, plain_path, Facts, FixedHost, Host, ModuleSource, ModuleText, NoModules, Psi,
-    PsiLine, RuntimeHost, TaskFailure, HOOK_RUNNERS, HOOK_RUNNER_ENV,
+    PsiLine, RakuNative, RuntimeHost, TaskFailure, HOOK_RUNNERS, HOOK_RUNNER_ENV,
 };
 /// JSON to and from script values (task parameters, hook contexts).
 pub use json::{from_json, to_json};

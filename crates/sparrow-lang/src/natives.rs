@@ -282,7 +282,58 @@ pub(crate) fn register_runtime(
             Ok(())
         },
     );
+    let r = rt.clone();
+    engine.register_fn(
+        "raku_sub",
+        move |ctx: NativeCallContext,
+              file: &str,
+              desc: &str,
+              keys: rhai::Array,
+              args: rhai::Array|
+              -> Result<Dynamic, Box<EvalAltResult>> {
+            let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            let place = format!("the Raku sub {} of {desc}", keys.join("."));
+            let args = args
+                .iter()
+                .map(crate::json::to_json)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| err(format!("{place}: {e}"), None, ctx.call_position()))?;
+            let mut native = |name: &str, args: Vec<serde_json::Value>| {
+                if !RAKU_CALLABLE.contains(&name) {
+                    return Err(format!("{name}() cannot be called from a Raku sub"));
+                }
+                let args: Vec<Dynamic> = args.into_iter().map(crate::json::from_json).collect();
+                let v: Dynamic = ctx.call_fn(name, args).map_err(|e| e.to_string())?;
+                crate::json::to_json(&v)
+            };
+            // No position: the call's is in the translation, not the Raku
+            // file (Raku's own line is in the message).
+            r.raku_call(file, desc, &keys, args, &mut native)
+                .map(crate::json::from_json)
+                .map_err(|e| err(format!("{place}: {e}"), None, rhai::Position::NONE))
+        },
+    );
     engine.register_fn("log", move |msg: Dynamic| {
         rt.log(&unit.borrow(), &msg.to_string())
     });
 }
+
+/// The runtime functions a Raku sub may call back for (its own names are
+/// the kebab-case ones; the shim maps them).
+const RAKU_CALLABLE: &[&str] = &[
+    "available_memory",
+    "free_memory",
+    "load",
+    "psi",
+    "service_memory",
+    "service_state",
+    "connections",
+    "http_get",
+    "read_file",
+    "read_file_tail",
+    "journal",
+    "alert",
+    "log",
+    "matches",
+    "task_run",
+];

@@ -25,6 +25,9 @@ my constant $FLAGS = '/etc/systemd/sparrow/flags.json';
 # Per file: declarations, files read (for the cache), and whether a
 # generation-time sub is running (only read-only plugins then).
 my @DECLS;
+# The resident worker's definitions: path -> desc -> the parameter hash.
+my %LIVE;
+my $CURRENT = '';
 my @READ;
 my @EXISTS;
 my $IN-REQUIRES = False;
@@ -79,34 +82,36 @@ sub parse-size($s) {
     Size.new(bytes => ($m[0] * 2 ** %shift{~$m[1]}).Int)
 }
 
-# Runtime functions exist so that subs using them compile; they run in the
-# daemon's Raku worker, not while translating.
-my constant @RUNTIME = <available-memory free-memory load psi service-memory
-    service-state connections http-get read-file journal alert matches
-    read-file-tail system-memory get-available-memory current-load
-    get-system-load get-active-connections>;
-sub runtime-only($name) {
-    die "{$name}() is a runtime function: call it inside a hook or monitor sub, not while the definition is read";
+# Runtime functions. While a definition is read they are errors; in the
+# daemon's (or the hook runner's) resident worker, a sub's call asks the
+# Rust side to run the native function (`callback` below) and waits.
+my $RUNTIME = False;
+my $LOADING = False;
+sub rt($name, *@args) {
+    die "{$name.subst('_', '-', :g)}() is a runtime function: call it inside a hook or monitor sub, not while the definition is read"
+        if !$RUNTIME || $LOADING;
+    callback($name, @args)
 }
-sub available-memory(|) { runtime-only 'available-memory' }
-sub free-memory(|) { runtime-only 'free-memory' }
-sub load(|) { runtime-only 'load' }
-sub psi(|) { runtime-only 'psi' }
-sub service-memory(|) { runtime-only 'service-memory' }
-sub service-state(|) { runtime-only 'service-state' }
-sub connections(|) { runtime-only 'connections' }
-sub http-get(|) { runtime-only 'http-get' }
-sub read-file(|) { runtime-only 'read-file' }
-sub journal(|) { runtime-only 'journal' }
-sub alert(|) { runtime-only 'alert' }
-sub log(|) { runtime-only 'log' }
-sub matches(|) { runtime-only 'matches' }
-sub read-file-tail(|) { runtime-only 'read-file-tail' }
-sub system-memory(|) { runtime-only 'system-memory' }
-sub get-available-memory(|) { runtime-only 'get-available-memory' }
-sub current-load(|) { runtime-only 'current-load' }
-sub get-system-load(|) { runtime-only 'get-system-load' }
-sub get-active-connections(|) { runtime-only 'get-active-connections' }
+sub available-memory() { rt 'available_memory' }
+sub free-memory() { rt 'free_memory' }
+sub load() { rt 'load' }
+sub psi($resource) { rt 'psi', $resource }
+sub service-memory($unit) { rt 'service_memory', $unit }
+sub service-state($unit) { rt 'service_state', $unit }
+sub connections($port) { rt 'connections', $port }
+sub http-get($url) { rt 'http_get', $url }
+sub read-file($path) { rt 'read_file', $path }
+sub read-file-tail($path, $bytes) { rt 'read_file_tail', $path, $bytes }
+sub journal($unit, $since) { rt 'journal', $unit, $since }
+sub alert($message, $severity = 'warning') { rt 'alert', ~$message, ~$severity }
+sub log($message) { rt 'log', ~$message }
+sub matches($text, $regex) { rt 'matches', ~$text, $regex ~~ Regex ?? regex-source($regex) !! ~$regex }
+# The names the seed's examples use.
+sub system-memory() { memory-total() }
+sub get-available-memory() { available-memory() }
+sub current-load() { load() }
+sub get-system-load() { load() }
+sub get-active-connections($port) { connections($port) }
 
 # The read-only plugin generation time may call: the flags file's object.
 sub feature-flags(%params) {
@@ -119,16 +124,17 @@ sub feature-flags(%params) {
     $v
 }
 
+sub regex-source(Regex $r) {
+    my $src = $r.raku;
+    $src.starts-with('/') && $src.ends-with('/') ?? $src.substr(1, *-1) !! $src
+}
+
 # A sub's place and arity; a regex's source; a size's bytes; the rest as
 # JSON. `orchestration.requires` runs now (it computes dependencies).
 sub ser($v, @path) {
     given $v {
         when Size { $v.bytes }
-        when Regex {
-            my $src = $v.raku;
-            $src = $src.substr(1, *-1) if $src.starts-with('/') && $src.ends-with('/');
-            %( '$regex' => $src )
-        }
+        when Regex { %( '$regex' => regex-source($v) ) }
         when Code {
             if @path >= 2 && @path[*-1] eq 'requires' && @path[*-2] eq 'orchestration' {
                 $IN-REQUIRES = True;
@@ -164,7 +170,14 @@ sub ser($v, @path) {
 }
 
 sub task-run($desc, $plugin, %params = {}) {
+    # Inside a sub at runtime: a task, run by our task runner.
+    return rt('task_run', ~$desc, ~$plugin, ser(%params, ())) if $RUNTIME && !$LOADING;
     return feature-flags(%params) if $plugin eq 'feature-flags';
+    # Loading in the resident worker: the declaration, subs and all.
+    if $RUNTIME {
+        %LIVE{$CURRENT}{~$desc} = %params;
+        return Nil;
+    }
     die "task-run \"$plugin\" inside orchestration.requires: only the read-only feature-flags plugin runs while the definition is read"
         if $IN-REQUIRES;
     @DECLS.push: %(
@@ -198,15 +211,34 @@ sub prepare(Str $text) {
 
 my %ENV0 = %*ENV;
 my $REPLIES = $*OUT;
-for $*IN.lines -> $line {
-    my %req = from-json($line);
-    if %req<facts>:exists {
-        %FACTS = %req<facts>;
-        # Compiled and ready: from here on each file's time is its own.
-        $REPLIES.print: to-json({ ready => True }) ~ "\n";
-        $REPLIES.flush;
-        next;
+sub reply($v) {
+    $REPLIES.print: to-json($v) ~ "\n";
+    $REPLIES.flush;
+}
+sub failure($e) { %( error => %( message => $e.message.words.join(' '), line => where($e) ) ) }
+
+# A sub asks the Rust side to run a native function and waits for it.
+sub callback($name, @args) {
+    reply { callback => %( fn => $name, args => [ @args.map({ ser($_, ()) }) ] ) };
+    my $line = $*IN.get // die "the daemon went away";
+    my %r = from-json($line);
+    die %r<error> if %r<error>:exists;
+    %r<result>
+}
+
+# The sub at `keys` of `desc`'s parameters (hashes, or lists of pairs).
+sub find-sub($path, $desc, @keys) {
+    my $v = %LIVE{$path}{$desc} // die "$desc is not declared in $path (was it changed since it was loaded?)";
+    for @keys -> $k {
+        $v = $v ~~ Associative ?? $v{$k}
+          !! $v ~~ Positional ?? ($v.first({ $_ ~~ Pair && .key eq $k }) // Pair.new($k, Any)).value
+          !! Any;
     }
+    die "{@keys.join('.')} of $desc is not a sub" unless $v ~~ Code;
+    $v
+}
+
+sub translate-definition(%req) {
     @DECLS = ();
     @READ = ();
     @EXISTS = ();
@@ -226,7 +258,43 @@ for $*IN.lines -> $line {
             untracked => $UNTRACKED,
         ) )
     };
-    $reply //= %( error => %( message => $!.message.words.join(' '), line => where($!) ) );
-    $REPLIES.print: to-json($reply) ~ "\n";
-    $REPLIES.flush;
+    $reply // failure($!)
+}
+
+sub load-definition(%req) {
+    $CURRENT = ~%req<path>;
+    %LIVE{$CURRENT} = %();
+    $LOADING = True;
+    LEAVE $LOADING = False;
+    my $reply = try {
+        my $*OUT = $*ERR;
+        EVAL prepare(%req<text>);
+        %( ok => True )
+    };
+    $reply // failure($!)
+}
+
+sub call-sub(%req) {
+    my $reply = try {
+        my $*OUT = $*ERR;
+        my &s = find-sub(~%req<path>, ~%req<desc>, @(%req<keys>));
+        my $result = s(|@(%req<args> // []));
+        %( ok => ser($result, ()) )
+    };
+    $reply // failure($!)
+}
+
+loop {
+    my $line = $*IN.get // last;
+    my %req = from-json($line);
+    if %req<facts>:exists {
+        %FACTS = %req<facts>;
+        $RUNTIME = so %req<runtime>;
+        # Compiled and ready: from here on each request's time is its own.
+        reply { ready => True };
+        next;
+    }
+    if %req<load> { reply load-definition(%req<load>) }
+    elsif %req<call> { reply call-sub(%req<call>) }
+    else { reply translate-definition(%req) }
 }

@@ -262,7 +262,8 @@ impl Run<'_> {
                 self.stats.translated += 1;
                 match reply {
                     Reply::Error(e) => (failed(e.line, e.message), None),
-                    Reply::Ok(a) => match rhai_text::rhai_text(&a.decls) {
+                    Reply::Ok(a) => match rhai_text::rhai_text(&a.decls, &f.path.to_string_lossy())
+                    {
                         Err(e) => (failed(e.line, e.message), None),
                         Ok(text) => {
                             let deps =

@@ -20,6 +20,7 @@
 
 pub mod bridge;
 pub mod cache;
+pub mod resident;
 pub mod rhai_text;
 
 pub use bridge::{find_raku, translate, Input, Options, Stats, Translation};

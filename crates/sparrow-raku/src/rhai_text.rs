@@ -7,8 +7,8 @@
 //! case). What Raku has and the native language spells differently:
 //!
 //! - a sub (`{"$sub": {arity, line}}`) becomes a closure with as many
-//!   parameters that calls `raku_sub(desc, path, args)`: the daemon's Raku
-//!   worker runs the sub itself;
+//!   parameters that calls `raku_sub(file, desc, keys, args)`: a resident
+//!   Raku worker runs the sub itself (see [`crate::resident`]);
 //! - a regex (`{"$regex": source}`) becomes its Rust translation, and under
 //!   `body` (a health check's expectation) the key becomes `body_regex`;
 //! - in `kernel-monitoring.psi`, an integer `threshold` or `window` is
@@ -47,7 +47,7 @@ const MAX_DEPTH: usize = 64;
 
 /// The native text for `decls`, in line order (stable: a loop's
 /// declarations keep their order).
-pub fn rhai_text(decls: &[Decl]) -> Result<String, Failure> {
+pub fn rhai_text(decls: &[Decl], file: &str) -> Result<String, Failure> {
     let mut sorted: Vec<&Decl> = decls.iter().collect();
     sorted.sort_by_key(|d| d.line);
     let mut out = String::new();
@@ -65,7 +65,15 @@ pub fn rhai_text(decls: &[Decl]) -> Result<String, Failure> {
             Value::Null => "#{}".to_string(),
             p @ Value::Object(_) => {
                 let mut path = Vec::new();
-                value(p, &mut path, &d.desc).map_err(fail)?
+                value(
+                    p,
+                    &mut path,
+                    &Place {
+                        file,
+                        desc: &d.desc,
+                    },
+                )
+                .map_err(fail)?
             }
             other => {
                 return Err(fail(format!(
@@ -113,7 +121,13 @@ fn in_psi(path: &[String]) -> bool {
         && matches!(path[n - 1].as_str(), "threshold" | "window")
 }
 
-fn value(v: &Value, path: &mut Vec<String>, desc: &str) -> Result<String, String> {
+/// The declaration a value belongs to.
+struct Place<'a> {
+    file: &'a str,
+    desc: &'a str,
+}
+
+fn value(v: &Value, path: &mut Vec<String>, desc: &Place<'_>) -> Result<String, String> {
     if path.len() > MAX_DEPTH {
         return Err(format!(
             "values nested more than {MAX_DEPTH} levels deep cannot be translated"
@@ -175,7 +189,7 @@ fn value(v: &Value, path: &mut Vec<String>, desc: &str) -> Result<String, String
 }
 
 /// A closure calling the Raku sub at `path` of the declaration `desc`.
-fn sub_closure(sub: &Value, path: &[String], desc: &str) -> Result<String, String> {
+fn sub_closure(sub: &Value, path: &[String], at: &Place<'_>) -> Result<String, String> {
     let arity = sub["arity"].as_u64().unwrap_or(0);
     if arity > 4 {
         return Err(format!(
@@ -186,9 +200,10 @@ fn sub_closure(sub: &Value, path: &[String], desc: &str) -> Result<String, Strin
     let params: Vec<String> = (0..arity).map(|i| format!("a{i}")).collect();
     let keys: Vec<String> = path.iter().map(|k| string(k)).collect();
     Ok(format!(
-        "|{}| raku_sub({}, [{}], [{}])",
+        "|{}| raku_sub({}, {}, [{}], [{}])",
         params.join(", "),
-        string(desc),
+        string(at.file),
+        string(at.desc),
         keys.join(", "),
         params.join(", ")
     ))

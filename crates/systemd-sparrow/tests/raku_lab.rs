@@ -1,11 +1,14 @@
 //! Raku definitions in a real systemd: a `#!raku` shebang unit dropped
 //! straight into `multi-user.target.wants/` is translated by the generator
 //! (through the Raku bridge, with the host's rakudo) into the early
-//! directory and runs, at boot and after a `daemon-reload`.
+//! directory and runs, at boot and after a `daemon-reload`; a Raku
+//! `resource-check` sub drives a live change through systemd-sparrowd (its
+//! evaluators' resident Raku worker); a Raku `pre-start` sub that dies
+//! fails the start with its message.
 
 mod common;
 
-use common::{ok, secs, SPARROW};
+use common::{ok, secs, unit_status, SPARROW};
 
 use sparrow_lab::{Lab, Setup};
 
@@ -92,4 +95,61 @@ fn a_raku_shebang_unit_in_a_wants_directory_runs_at_boot_and_after_a_reload() {
         .unwrap());
     lab.wait_active_state("late-bird.service", "active", secs(30))
         .unwrap();
+}
+
+const RUNTIME: &str = r#"use Sparrow6::DSL;
+
+task-run "adapts", "systemd", %(
+    start => "/bin/sleep infinity",
+    cpu-weight => 100,
+    monitoring => %(
+        interval => 1,
+        min-dwell => "0s",
+        resource-check => sub {
+            log("Raku resource-check: load is " ~ current-load());
+            %( cpu-weight => 33 )
+        },
+    ),
+);
+
+task-run "guarded", "systemd", %(
+    start => "/bin/sleep infinity",
+    hooks => %(
+        pre-start => sub { die "refusing to start: the moon is full" },
+    ),
+);
+"#;
+
+#[test]
+fn raku_subs_run_in_the_daemon_and_the_hook_runner() {
+    let lab = boot(
+        Setup::new(SPARROW)
+            .daemon()
+            .definition("runtime.raku", RUNTIME),
+    );
+    lab.wait_active_state("systemd-sparrowd.service", "active", secs(60))
+        .unwrap();
+    ok(lab.exec(&["systemctl", "start", "adapts.service"]).unwrap());
+    let seen = lab.wait_for("CPUWeight=33 from the Raku sub", secs(60), |lab| {
+        let w = lab.prop("adapts.service", "CPUWeight")?;
+        Ok((
+            w == "33",
+            format!("CPUWeight={w}\n{}", lab.journal_tail(30)),
+        ))
+    });
+    if let Err(e) = seen {
+        panic!("{e}\n{}", unit_status(&lab, "adapts.service"));
+    }
+    let log = lab.journal(&["-u", "systemd-sparrowd.service"]).unwrap();
+    assert!(log.contains("Raku resource-check: load is "), "{log}");
+
+    // The hook runner: the sub's die fails the start, with its message.
+    let o = lab
+        .exec(&["systemctl", "start", "guarded.service"])
+        .unwrap();
+    assert!(!o.ok(), "the start must fail");
+    lab.wait_active_state("guarded.service", "failed", secs(30))
+        .unwrap();
+    let log = lab.journal(&["-u", "guarded.service"]).unwrap();
+    assert!(log.contains("refusing to start: the moon is full"), "{log}");
 }

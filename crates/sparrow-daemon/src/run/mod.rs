@@ -112,15 +112,6 @@ fn read_sources() -> (Vec<SourceText>, Vec<String>) {
         .collect();
     let mut texts = Vec::new();
     for s in sources {
-        if s.kind.is_raku() {
-            // The evaluator reports it: runtime subs of Raku definitions
-            // need the resident Raku worker, which is not here yet.
-            texts.push(SourceText {
-                source: s,
-                text: String::new(),
-            });
-            continue;
-        }
         // The same rule as the generator: a file someone else could
         // write is not run as root; only regular files are read.
         match sparrow_source::read_source(&s.path, Owners::for_generator()) {
@@ -131,7 +122,55 @@ fn read_sources() -> (Vec<SourceText>, Vec<String>) {
             Err(e) => problems.push(format!("{}: {}", s.path.display(), e.reason)),
         }
     }
+    translate_raku(&mut texts, &mut problems);
     (texts, problems)
+}
+
+/// Raku definitions get their translation (from the cache the CLI and
+/// the generator's runs fill, else one Raku process; the daemon keeps
+/// what it translates); their subs run in the evaluators' Raku worker.
+fn translate_raku(texts: &mut Vec<SourceText>, problems: &mut Vec<String>) {
+    let env = |k: &str| std::env::var(k).ok();
+    let raku: Vec<usize> = (0..texts.len())
+        .filter(|i| texts[*i].source.kind.is_raku())
+        .collect();
+    if raku.is_empty() {
+        return;
+    }
+    let mut opts = sparrow_raku::Options::for_generator(&env);
+    opts.cache = Some(sparrow_raku::cache::Cache::new(
+        sparrow_raku::cache::dir(&env),
+        true,
+    ));
+    let (host, _) = RealHost::from_env();
+    let facts = sparrow_lang::Host::facts(&host).clone();
+    let inputs: Vec<sparrow_raku::Input<'_>> = raku
+        .iter()
+        .map(|i| sparrow_raku::Input {
+            path: &texts[*i].source.path,
+            text: &texts[*i].text,
+        })
+        .collect();
+    let (out, _) = sparrow_raku::translate(&inputs, &facts, &opts, &env);
+    let mut failed = Vec::new();
+    for (i, t) in raku.into_iter().zip(out) {
+        let path = texts[i].source.path.display().to_string();
+        match t {
+            sparrow_raku::Translation::Native(text) => texts[i].source.translation = Some(text),
+            sparrow_raku::Translation::Failed { line, message } => {
+                problems.push(format!("{path}:{line}: Raku: {message}"));
+                failed.push(i);
+            }
+            sparrow_raku::Translation::NoRaku => {
+                problems.push(format!("{path}: `raku` is not installed; skipped"));
+                failed.push(i);
+            }
+        }
+    }
+    // Reported above; nothing of them is loaded.
+    for i in failed.into_iter().rev() {
+        texts.remove(i);
+    }
 }
 
 /// Runs the daemon until SIGTERM.

@@ -1,6 +1,5 @@
 //! The parent's side: one child process, driven request by request.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -14,6 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{ARG0, ATTACHMENT, MAX_MESSAGE, PROGRESS_FD};
+
+mod death;
+pub use death::Death;
 
 /// What a child may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,64 +32,6 @@ impl Default for Limits {
         // machine into swap or the OOM killer.
         Limits { memory: 256 << 20 }
     }
-}
-
-/// How a child ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Death {
-    /// The signal that killed it.
-    pub signal: Option<i32>,
-    /// Its exit status, when it exited.
-    pub code: Option<i32>,
-    /// The end of what it wrote to stderr (Rust's abort messages land here).
-    pub stderr: String,
-    /// The address-space limit it had.
-    pub memory_limit: u64,
-}
-
-impl fmt::Display for Death {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.stderr.contains("has overflowed its stack") {
-            return f.write_str("overflowed the stack (data or calls nested too deeply) and was stopped; nothing else was affected");
-        }
-        if self.stderr.contains("memory allocation of") || self.stderr.contains("capacity overflow")
-        {
-            return write!(
-                f,
-                "ran out of memory (limit {} MiB) and was stopped; nothing else was affected",
-                self.memory_limit >> 20
-            );
-        }
-        match (self.signal, self.code) {
-            (Some(libc::SIGKILL), _) => {
-                f.write_str("was killed (SIGKILL; the kernel's OOM killer or an administrator)")
-            }
-            (Some(sig), _) => write!(f, "crashed ({})", signal_name(sig)),
-            (None, Some(code)) => {
-                let last = self.stderr.lines().last().unwrap_or("").trim();
-                if last.is_empty() {
-                    write!(f, "exited unexpectedly with status {code}")
-                } else {
-                    write!(f, "exited unexpectedly with status {code}: {last}")
-                }
-            }
-            (None, None) => f.write_str("ended unexpectedly"),
-        }
-    }
-}
-
-fn signal_name(sig: i32) -> String {
-    let name = match sig {
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGILL => "SIGILL",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGXCPU => "SIGXCPU",
-        libc::SIGTERM => "SIGTERM",
-        _ => return format!("signal {sig}"),
-    };
-    name.to_string()
 }
 
 /// Why a child cannot answer.
@@ -201,6 +145,17 @@ impl Worker {
                     return Err(io::Error::other("parent exited"));
                 }
                 let limit = |res, v: u64| {
+                    // Never above what this process may have: a child of an
+                    // evaluator (the Raku worker) keeps the evaluator's limit.
+                    let mut now = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    let v = if libc::getrlimit(res, &mut now) == 0 {
+                        v.min(now.rlim_max)
+                    } else {
+                        v
+                    };
                     let r = libc::rlimit {
                         rlim_cur: v as libc::rlim_t,
                         rlim_max: v as libc::rlim_t,

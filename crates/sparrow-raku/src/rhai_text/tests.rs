@@ -13,11 +13,14 @@ fn decl(desc: &str, line: usize, params: Value) -> Decl {
 
 #[test]
 fn declarations_land_on_their_raku_lines() {
-    let text = rhai_text(&[
-        decl("b", 4, json!({"start": "/bin/b"})),
-        decl("a", 2, json!({"start": "/bin/a"})),
-        decl("c", 4, json!({})),
-    ])
+    let text = rhai_text(
+        &[
+            decl("b", 4, json!({"start": "/bin/b"})),
+            decl("a", 2, json!({"start": "/bin/a"})),
+            decl("c", 4, json!({})),
+        ],
+        "/d.raku",
+    )
     .unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "");
@@ -50,7 +53,7 @@ fn raku_values_get_native_spellings() {
             "hooks": {"pre-start": {"$sub": {"arity": 0, "line": 3}}},
             "pressure-response": {"$sub": {"arity": 1, "line": 5}},
         }),
-    )])
+    )], "/d.raku")
     .unwrap();
     for want in [
         r#""after-service": ["redis", "postgresql"]"#,
@@ -63,8 +66,8 @@ fn raku_values_get_native_spellings() {
         // Only PSI integers are microseconds.
         r#""interval": 60"#,
         r#""body_regex": "ok\\d+""#,
-        r#""pre-start": || raku_sub("web", ["hooks", "pre-start"], [])"#,
-        r#""pressure-response": |a0| raku_sub("web", ["pressure-response"], [a0])"#,
+        r#""pre-start": || raku_sub("/d.raku", "web", ["hooks", "pre-start"], [])"#,
+        r#""pressure-response": |a0| raku_sub("/d.raku", "web", ["pressure-response"], [a0])"#,
     ] {
         assert!(text.contains(want), "{want} not in {text}");
     }
@@ -72,18 +75,21 @@ fn raku_values_get_native_spellings() {
 
 #[test]
 fn untranslatable_parts_name_the_line_and_the_place() {
-    let e = rhai_text(&[decl(
-        "w",
-        7,
-        json!({"health-check": {"body": {"$regex": "\\d{2}"}}}),
-    )])
+    let e = rhai_text(
+        &[decl(
+            "w",
+            7,
+            json!({"health-check": {"body": {"$regex": "\\d{2}"}}}),
+        )],
+        "/d.raku",
+    )
     .unwrap_err();
     assert_eq!(e.line, 7);
     assert!(e.message.contains("health-check.body"), "{}", e.message);
     assert!(e.message.contains("** 2"), "{}", e.message);
-    let e = rhai_text(&[decl("w", 2, json!(["not", "a", "hash"]))]).unwrap_err();
+    let e = rhai_text(&[decl("w", 2, json!(["not", "a", "hash"]))], "/d.raku").unwrap_err();
     assert!(e.message.contains("must be a hash"), "{}", e.message);
-    let e = rhai_text(&[decl("w", 2, json!({"x": u64::MAX}))]).unwrap_err();
+    let e = rhai_text(&[decl("w", 2, json!({"x": u64::MAX}))], "/d.raku").unwrap_err();
     assert!(e.message.contains("largest integer"), "{}", e.message);
 }
 
