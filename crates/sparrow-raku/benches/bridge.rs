@@ -6,6 +6,10 @@
 //!   running every file through `raku` on its own costs). Target: 10×.
 //! * **Warm cache**: the same 50 with every translation cached: how long,
 //!   and how many Raku processes (target: none).
+//! * **Resident-worker call**: a runtime sub (`resource-check`, one
+//!   callback for `get-available-memory()`) called through the resident
+//!   worker, median and p99 of 300 calls (target: ≤ 2 ms), beside a Raku
+//!   process started for the call (start, load, call) as the baseline.
 //!
 //! Wall-clock medians of `SPARROW_BENCH_RUNS` (3) runs per side, the sides
 //! alternating, on all CPUs and then with this process (and so every Raku
@@ -136,6 +140,50 @@ fn measure(raku: &Path, texts: &[(PathBuf, String)], cache_dir: &Path, runs: usi
     }
 }
 
+struct Calls {
+    median: Duration,
+    p99: Duration,
+    one_shot: Duration,
+}
+
+const RESIDENT_DEF: &str = r#"task-run "svc", "systemd", %(
+    start => "/bin/true",
+    hooks => %( resource-check => sub { %( memory-max => get-available-memory() div 2, cpu-weight => 50 ) } ),
+);
+"#;
+
+fn resident_calls(raku: &Path, dir: &Path) -> Calls {
+    use sparrow_raku::resident::Resident;
+    let path = dir.join("resident.raku");
+    std::fs::write(&path, RESIDENT_DEF).expect("writing the definition");
+    let keys = ["hooks".to_string(), "resource-check".to_string()];
+    let mut cb = |_: &str, _: Vec<serde_json::Value>| Ok(serde_json::json!(1_000_000));
+    let mut r = Resident::new(raku.to_path_buf(), facts(), Duration::from_secs(5));
+    r.load(&path).expect("loading");
+    let mut times = Vec::new();
+    for _ in 0..300 {
+        let t = Instant::now();
+        let v = r.call(&path, "svc", &keys, &[], &mut cb).expect("a call");
+        times.push(t.elapsed());
+        assert_eq!(v["cpu-weight"], 50);
+    }
+    times.sort();
+    let mut one_shot = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut fresh = Resident::new(raku.to_path_buf(), facts(), Duration::from_secs(30));
+        fresh
+            .call(&path, "svc", &keys, &[], &mut cb)
+            .expect("a call");
+        one_shot.push(t.elapsed());
+    }
+    Calls {
+        median: times[times.len() / 2],
+        p99: times[times.len() * 99 / 100],
+        one_shot: median(one_shot),
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
@@ -155,8 +203,10 @@ fn main() {
         .collect();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let all = measure(&raku, &texts, &dir.path().join("cache-all"), runs);
+    let calls_all = resident_calls(&raku, dir.path());
     pin_to_cpu0();
     let one = measure(&raku, &texts, &dir.path().join("cache-one"), runs);
+    let calls_one = resident_calls(&raku, dir.path());
     println!(
         "\nRaku bridge (issue 12): {FILES} Raku definitions, wall-clock medians of {runs} runs ({cpus} CPUs / pinned to CPU 0)\n"
     );
@@ -189,5 +239,27 @@ fn main() {
         ms(one.warm),
         one.warm_stats.processes,
         one.warm_stats.cached
+    );
+    let us = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
+    let ok = |d: Duration| {
+        if d <= Duration::from_millis(2) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    };
+    println!(
+        "| resident-worker call of a sub (one callback): median / p99 | **{}** ({}) / {} | **{}** ({}) / {} | ≤ 2 ms |",
+        us(calls_all.median),
+        ok(calls_all.median),
+        us(calls_all.p99),
+        us(calls_one.median),
+        ok(calls_one.median),
+        us(calls_one.p99)
+    );
+    println!(
+        "| a Raku process per call instead (start, load, call; baseline) | {} | {} | |",
+        ms(calls_all.one_shot),
+        ms(calls_one.one_shot)
     );
 }
