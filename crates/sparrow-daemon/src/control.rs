@@ -101,6 +101,19 @@ pub struct DaemonStatus {
     pub applied: u64,
     /// Problems with definitions (one line each).
     pub problems: Vec<String>,
+    /// The resident Raku workers of the evaluators (Raku definitions' subs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub raku_workers: Vec<RakuWorker>,
+}
+
+/// One evaluator's resident Raku worker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RakuWorker {
+    /// Which evaluator (0-based).
+    pub evaluator: usize,
+    /// Starts, calls, the last failure.
+    #[serde(flatten)]
+    pub health: sparrow_raku::resident::Health,
 }
 
 /// One decision about one property.

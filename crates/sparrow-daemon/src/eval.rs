@@ -80,6 +80,8 @@ pub enum PoolEvent {
     Called(Vec<Event>),
     /// Closures called `alert()`.
     Alerts(Vec<crate::alert::Alert>),
+    /// An evaluator's Raku worker changed (started, answered, failed).
+    Raku(crate::control::RakuWorker),
 }
 
 /// The alerts closures of `unit` raised, as the daemon delivers them.
@@ -431,6 +433,20 @@ fn work(
     in_flight: &AtomicUsize,
 ) {
     let mut generation = 0;
+    // The Raku worker's health as last reported: reported again on change
+    // (calls are counted in it, so at most once per batch or call).
+    let mut raku: Option<sparrow_raku::resident::Health> = None;
+    let mut note_raku = |h: Option<sparrow_raku::resident::Health>| {
+        if h.is_some() && h != raku {
+            raku = h.clone();
+            if let Some(health) = h {
+                report(PoolEvent::Raku(crate::control::RakuWorker {
+                    evaluator: index,
+                    health,
+                }));
+            }
+        }
+    };
     while let Ok(job) = rx.recv() {
         match job {
             Job::Load(sources, gen) => {
@@ -459,6 +475,7 @@ fn work(
             Job::Call(call, limit) => {
                 let mut r = p.call(&call, limit);
                 in_flight.fetch_sub(1, Ordering::Relaxed);
+                note_raku(r.raku.take());
                 if !r.alerts.is_empty() {
                     let alerts = std::mem::take(&mut r.alerts);
                     report(PoolEvent::Alerts(alerts_of(call.unit(), alerts)));
@@ -469,10 +486,14 @@ fn work(
             Job::Eval { units, origin } => {
                 let mut batch = Vec::with_capacity(units.len());
                 let mut raised = Vec::new();
+                let mut last_raku = None;
                 p.evaluate(&units, &mut |unit, reply, killed, took| {
                     let ev = match reply {
                         Ok(mut e) => {
                             raised.extend(alerts_of(unit, std::mem::take(&mut e.alerts)));
+                            if e.raku.is_some() {
+                                last_raku = e.raku.take();
+                            }
                             Evaluation {
                                 unit: unit.to_string(),
                                 generation,
@@ -501,6 +522,7 @@ fn work(
                 if !raised.is_empty() {
                     report(PoolEvent::Alerts(raised));
                 }
+                note_raku(last_raku);
                 // One report for the batch: one wake-up of the daemon.
                 report(PoolEvent::Evaluated(batch));
             }

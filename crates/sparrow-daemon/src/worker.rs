@@ -104,6 +104,9 @@ pub struct CallReply {
     /// The environment a pattern check returned (`None`: it returned none).
     #[serde(default)]
     pub environment: Option<BTreeMap<String, String>>,
+    /// The process's Raku worker, when it has one.
+    #[serde(default)]
+    pub raku: Option<sparrow_raku::resident::Health>,
     /// Set by the daemon, never sent: the process died or was killed.
     #[serde(skip)]
     pub crashed: bool,
@@ -132,6 +135,9 @@ pub(crate) struct Evaluated {
     /// `alert()` calls: (message, severity).
     #[serde(default)]
     pub alerts: Vec<(String, String)>,
+    /// The process's Raku worker, when it has one.
+    #[serde(default)]
+    pub raku: Option<sparrow_raku::resident::Health>,
 }
 
 /// One unit's closures.
@@ -250,6 +256,7 @@ pub fn serve() -> u8 {
                         logs,
                         took_us: start.elapsed().as_micros() as u64,
                         alerts: take_alerts(),
+                        raku: runtime.raku_health(),
                     });
                 }
                 // One reply for the batch: one wake-up of the daemon.
@@ -296,6 +303,7 @@ pub fn serve() -> u8 {
                     alerts: take_alerts(),
                     props,
                     environment,
+                    raku: runtime.raku_health(),
                     crashed: false,
                 })
             }

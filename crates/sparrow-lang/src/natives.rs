@@ -299,8 +299,9 @@ pub(crate) fn register_runtime(
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| err(format!("{place}: {e}"), None, ctx.call_position()))?;
             let mut native = |name: &str, args: Vec<serde_json::Value>| {
-                if !RAKU_CALLABLE.contains(&name) {
-                    return Err(format!("{name}() cannot be called from a Raku sub"));
+                // What a native closure may call at runtime, and no more.
+                if !(crate::limits::RUNTIME_PROVIDED.contains(&name) || name == "task_run") {
+                    return Err(format!("{name}() is not available while a service runs"));
                 }
                 let args: Vec<Dynamic> = args.into_iter().map(crate::json::from_json).collect();
                 let v: Dynamic = ctx.call_fn(name, args).map_err(|e| e.to_string())?;
@@ -317,23 +318,3 @@ pub(crate) fn register_runtime(
         rt.log(&unit.borrow(), &msg.to_string())
     });
 }
-
-/// The runtime functions a Raku sub may call back for (its own names are
-/// the kebab-case ones; the shim maps them).
-const RAKU_CALLABLE: &[&str] = &[
-    "available_memory",
-    "free_memory",
-    "load",
-    "psi",
-    "service_memory",
-    "service_state",
-    "connections",
-    "http_get",
-    "read_file",
-    "read_file_tail",
-    "journal",
-    "alert",
-    "log",
-    "matches",
-    "task_run",
-];

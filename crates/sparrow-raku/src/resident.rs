@@ -36,7 +36,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// How the worker is doing, for status.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// Processes started so far.
     pub starts: u32,
@@ -199,9 +199,9 @@ impl Resident {
             return Ok(());
         }
         let text = read_definition(path)?;
-        let deadline = Instant::now() + LOAD_LIMIT.max(self.call_limit);
+        let limit = LOAD_LIMIT.max(self.call_limit);
         let mut none = |name: &str, _: Vec<Value>| Err(format!("{name}() while loading"));
-        self.exchange(&Request::Load { path, text: &text }, deadline, &mut none)?
+        self.exchange(&Request::Load { path, text: &text }, limit, &mut none)?
             .map_err(|e| format!("{}: {e}", path.display()))?;
         self.loaded.insert(path.to_path_buf());
         Ok(())
@@ -219,7 +219,6 @@ impl Resident {
     ) -> Result<Value, String> {
         // Starting and loading are not the call's time: each has its own.
         self.load(path)?;
-        let deadline = Instant::now() + self.call_limit;
         let r = self.exchange(
             &Request::Call {
                 path,
@@ -227,7 +226,7 @@ impl Resident {
                 keys,
                 args,
             },
-            deadline,
+            self.call_limit,
             callback,
         )?;
         self.health.calls += 1;
@@ -241,10 +240,10 @@ impl Resident {
     fn exchange(
         &mut self,
         req: &Request<'_>,
-        deadline: Instant,
+        limit: Duration,
         callback: &mut Callback<'_>,
     ) -> Result<Result<Value, String>, String> {
-        let limit = deadline.saturating_duration_since(Instant::now());
+        let deadline = Instant::now() + limit;
         let timed_out = |_: &mut Self| format!("did not answer within {} ms", limit.as_millis());
         let left = |d: Instant| d.saturating_duration_since(Instant::now());
         let w = self.worker()?;

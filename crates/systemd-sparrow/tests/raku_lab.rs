@@ -2,9 +2,10 @@
 //! straight into `multi-user.target.wants/` is translated by the generator
 //! (through the Raku bridge, with the host's rakudo) into the early
 //! directory and runs, at boot and after a `daemon-reload`; a Raku
-//! `resource-check` sub drives a live change through systemd-sparrowd (its
-//! evaluators' resident Raku worker); a Raku `pre-start` sub that dies
-//! fails the start with its message.
+//! `resource-check` sub (calling a built-in task plugin through our task
+//! runner) drives a live change through systemd-sparrowd (its evaluators'
+//! resident Raku worker, shown in status); a Raku `pre-start` sub that
+//! dies fails the start with its message.
 
 mod common;
 
@@ -106,8 +107,10 @@ task-run "adapts", "systemd", %(
         interval => 1,
         min-dwell => "0s",
         resource-check => sub {
-            log("Raku resource-check: load is " ~ current-load());
-            %( cpu-weight => 33 )
+            # A built-in plugin through our task runner, from Raku.
+            my %probe = task-run "probe", "resource-monitor", %();
+            log("Raku resource-check: load is " ~ current-load() ~ ", cpus " ~ %probe<cpus>);
+            %( cpu-weight => %probe<cpus> > 0 ?? 33 !! 1 )
         },
     ),
 );
@@ -142,6 +145,23 @@ fn raku_subs_run_in_the_daemon_and_the_hook_runner() {
     }
     let log = lab.journal(&["-u", "systemd-sparrowd.service"]).unwrap();
     assert!(log.contains("Raku resource-check: load is "), "{log}");
+    assert!(log.contains(", cpus "), "{log}");
+    // The workers are in status: started, answering.
+    let st = common::status_json(&lab, "");
+    let workers = st["status"]["daemon"]["raku_workers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        workers
+            .iter()
+            .any(|w| w["calls"].as_u64().unwrap_or(0) >= 1 && w["starts"] == 1),
+        "{st}"
+    );
+    let text = ok(lab
+        .exec(&["/opt/sparrow/bin/systemd-sparrow", "status"])
+        .unwrap());
+    assert!(text.contains("Raku worker of evaluator"), "{text}");
 
     // The hook runner: the sub's die fails the start, with its message.
     let o = lab

@@ -57,6 +57,8 @@ pub enum Event {
     },
     /// One unit's closures were evaluated.
     Evaluated(Evaluation),
+    /// An evaluator's resident Raku worker changed (started, failed).
+    Raku(crate::control::RakuWorker),
     /// Every evaluator was busy: these were not started.
     Rejected(Vec<String>, Origin),
     /// Connected to systemd (how), or why not.

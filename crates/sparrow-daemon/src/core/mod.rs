@@ -186,6 +186,8 @@ pub struct Core {
     generation: u64,
     loaded: u64,
     problems: Vec<String>,
+    /// The evaluators' Raku workers, as last reported.
+    raku: BTreeMap<usize, crate::control::RakuWorker>,
     global: RateLimit,
     persisted: Persisted,
     counters: Counters,
@@ -236,6 +238,7 @@ impl Core {
             generation: 0,
             loaded: 0,
             problems: Vec::new(),
+            raku: BTreeMap::new(),
             persisted,
             counters: Counters::default(),
             snapshot: HashMap::new(),
@@ -379,6 +382,9 @@ impl Core {
             },
             Event::Control(id, req) => self.on_control(id, req, now, &mut out),
             Event::Alerts(alerts) => self.on_alerts(alerts, now, &mut out),
+            Event::Raku(w) => {
+                self.raku.insert(w.evaluator, w);
+            }
             other => {
                 let mut ev = Some(other);
                 self.with_features(now, &mut out, &mut |f, units, cx| {

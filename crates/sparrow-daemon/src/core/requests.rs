@@ -141,6 +141,7 @@ impl Core {
                 postponed: self.counters.postponed,
                 applied: self.counters.applied,
                 problems: self.problems.clone(),
+                raku_workers: self.raku.values().cloned().collect(),
             },
             units,
         }

@@ -179,6 +179,7 @@ impl Proc {
             alerts: Vec::new(),
             props: Vec::new(),
             environment: None,
+            raku: None,
             crashed: true,
         };
         self.ensure();

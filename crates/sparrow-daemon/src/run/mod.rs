@@ -204,6 +204,7 @@ pub async fn run(cfg: Config) -> Result<(), DaemonError> {
                 }),
                 PoolEvent::Called(evs) => Msg::Events(evs),
                 PoolEvent::Alerts(alerts) => Msg::Event(Event::Alerts(alerts)),
+                PoolEvent::Raku(w) => Msg::Event(Event::Raku(w)),
                 PoolEvent::Evaluated(batch) => {
                     Msg::Events(batch.into_iter().map(Event::Evaluated).collect())
                 }

@@ -60,6 +60,18 @@ pub fn status(unit: Option<String>, json: bool) -> anyhow::Result<u8> {
     for p in &d.problems {
         println!("  definition problem: {p}");
     }
+    for w in &d.raku_workers {
+        let h = &w.health;
+        println!(
+            "  Raku worker of evaluator {}: {} start(s), {} call(s){}",
+            w.evaluator,
+            h.starts,
+            h.calls,
+            h.last_failure
+                .as_deref()
+                .map_or(String::new(), |f| format!("; last failure: {f}"))
+        );
+    }
     for u in &st.units {
         println!("\n{} ({}) from {}", u.unit, u.active_state, u.definition);
         if let Some(q) = &u.quarantined {
