@@ -417,8 +417,9 @@ fn status_eval_reload_and_readiness() {
         .unwrap());
     assert!(reload.contains("re-reading definitions"), "{reload}");
     wait_memory_max(&lab, "db.service", 200 << 20);
-    // A #!raku unit is not skipped silently: the daemon reads definitions
-    // with the generator's loader, and status names it.
+    // A broken #!raku unit is not skipped silently: the daemon translates
+    // Raku definitions through the bridge, and status names the file, the
+    // line and Raku's message.
     lab.write_unit_file("legacy.service", "#!raku\nservice-name 'legacy';\n")
         .unwrap();
     ok(lab
@@ -427,7 +428,7 @@ fn status_eval_reload_and_readiness() {
     lab.wait_for("the Raku unit to be reported", secs(10), |lab| {
         let problems = status_json(lab, "")["status"]["daemon"]["problems"].to_string();
         Ok((
-            problems.contains("legacy.service") && problems.contains("Raku bridge"),
+            problems.contains("legacy.service:2: Raku: Undeclared routine: service-name"),
             problems,
         ))
     })
