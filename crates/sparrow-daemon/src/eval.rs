@@ -470,10 +470,11 @@ mod tests {
             d(Prop::CpuQuota, Dynamic::from("150%")),
             Ok(Desired::Percent(150.0))
         );
-        assert_eq!(
-            d(Prop::CpuQuota, Dynamic::from(50_i64)),
-            Ok(Desired::Percent(50.0))
-        );
+        // A bare number is refused, as at generation time (1.5 means
+        // 1.5 CPUs to a person, 1.5 % to systemd).
+        assert!(d(Prop::CpuQuota, Dynamic::from(50_i64))
+            .unwrap_err()
+            .contains("bare number"));
         assert_eq!(
             d(Prop::CpuQuota, Dynamic::from("infinity")),
             Ok(Desired::Infinity)

@@ -240,7 +240,10 @@ pub(crate) fn lower(
                     schema::validate(shape, v, &path, &Resolver(closures), &mut errors)
                 {
                     if spec.name == "orchestration" {
-                        if let Some(RtValue::Units(req)) = rv.get("requires") {
+                        if let Some(RtValue::Units(req)) = rv
+                            .get("requires")
+                            .filter(|r| !matches!(r, RtValue::Units(v) if v.is_empty()))
+                        {
                             let unit = file.section("Unit").expect("valid section");
                             for directive in ["Requires", "After"] {
                                 if let Err(e) = unit.push(directive, &Value::List(req.clone())) {
@@ -364,7 +367,12 @@ pub(crate) fn lower(
         );
     }
 
-    if let Some(n) = &name {
+    // Whole-unit rules only for a unit whose keys were all read: a key
+    // that failed (an exec_start with a newline) is not also "missing".
+    if let Some(n) = name
+        .as_ref()
+        .filter(|_| problems.iter().all(|p| p.severity != Severity::Error))
+    {
         check_unit(&file, d.kind, n, &install, &mut problems);
     }
 

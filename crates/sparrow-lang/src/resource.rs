@@ -13,8 +13,9 @@ pub enum ResourceKind {
     /// Bytes: `"512M"`, `2.GB`, an integer, `"infinity"`, or a percentage of
     /// physical memory.
     Size,
-    /// `CPUQuota=`: a percentage of one CPU (`"150%"`, or an integer), or
-    /// `"infinity"` for no quota.
+    /// `CPUQuota=`: a percentage of one CPU (`"150%"`), or `"infinity"` for
+    /// no quota. A bare number is an error: `1.5` reads as one and a half
+    /// CPUs to a person and as 1.5 % to systemd.
     Quota,
     /// A weight 1..=10000; with `idle`, also `"idle"` (`CPUWeight=`).
     Weight {
@@ -133,6 +134,23 @@ pub fn resource(kind: ResourceKind, v: &Dynamic) -> Result<Resource, Issue> {
             Size::Infinity => Resource::Infinity,
         }),
         ResourceKind::Quota if word == Some("infinity") => Ok(Resource::Infinity),
+        ResourceKind::Quota if v.is_int() || v.is_float() => {
+            let n = v.to_string();
+            let cpus = v
+                .as_float()
+                .ok()
+                .or_else(|| v.as_int().ok().map(|i| i as f64));
+            Err(Issue::new(format!(
+                "{n} is a bare number; a CPU quota is a percentage of one CPU"
+            ))
+            .help(match cpus {
+                Some(c) if c > 0.0 && c <= 64.0 => format!(
+                    "write \"{}%\" for {n} CPUs, or \"{n}%\" for {n} % of one CPU",
+                    crate::value::fmt_number(c * 100.0)
+                ),
+                _ => "write it as a string with %, such as \"150%\" (1.5 CPUs)".into(),
+            }))
+        }
         ResourceKind::Quota => percent(v).map(Resource::Percent),
         ResourceKind::Weight { idle: true } if word == Some("idle") => Ok(Resource::Idle),
         ResourceKind::Weight { idle } => integer(v, 1, 10_000)

@@ -29,7 +29,30 @@ fn argv(items: &[Dynamic]) -> Result<Value, Issue> {
         .iter()
         .map(|w| value::text(w).map(word))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(Word::Literal(first) | Word::Raw(first)) = words.first() {
+        executable(first)?;
+    }
     Ok(Value::Argv(words))
+}
+
+/// The program of a command, as systemd reads it: an absolute path, or a
+/// bare name it looks up in its fixed search path; a relative path with a
+/// slash is refused when the unit loads. Leading `@-:+!` prefixes and
+/// quotes are not part of it.
+fn executable(first: &str) -> Result<(), Issue> {
+    let program = first
+        .trim_start_matches(['@', '-', ':', '+', '!'])
+        .trim_matches(['"', '\'']);
+    if program.contains('/') && !program.starts_with('/') {
+        return Err(Issue::new(format!(
+            "{program:?} is a relative path; systemd runs only absolute paths or bare names"
+        ))
+        .help(format!(
+            "write the full path, such as \"/usr/local/bin/{}\"",
+            program.rsplit('/').next().unwrap_or(program)
+        )));
+    }
+    Ok(())
 }
 
 /// One command: a string as written (systemd syntax) or an argv array.
@@ -45,6 +68,9 @@ fn command(v: &Dynamic) -> Result<Value, Issue> {
     if s.text.trim().is_empty() {
         return Err(Issue::new("the command is empty"));
     }
+    if let Some(first) = s.text.split_whitespace().next() {
+        executable(first)?;
+    }
     Ok(Value::Verbatim(s.text))
 }
 
@@ -59,6 +85,14 @@ fn commands(v: &Dynamic) -> Result<Vec<Value>, Issue> {
             })
             .collect(),
         None => Ok(vec![command(v)?]),
+    }
+}
+
+fn list_or_nothing(names: Vec<String>) -> Vec<Value> {
+    if names.is_empty() {
+        Vec::new()
+    } else {
+        vec![Value::List(names)]
     }
 }
 
@@ -119,8 +153,9 @@ pub(crate) fn static_values(spec: &KeySpec, v: &Dynamic) -> Result<Vec<Value>, I
                 }
             })
             .collect(),
-        Kind::Units => one(Value::List(unit_names(v, None)?)),
-        Kind::UnitsOf(t) => one(Value::List(unit_names(v, Some(t))?)),
+        // No names, no directive: an empty `After=` would reset the list.
+        Kind::Units => Ok(list_or_nothing(unit_names(v, None)?)),
+        Kind::UnitsOf(t) => Ok(list_or_nothing(unit_names(v, Some(t))?)),
         Kind::UnitName => {
             let names = unit_names(v, None)?;
             if names.len() != 1 {

@@ -21,6 +21,7 @@
 //!   // assert-error LINE:COL TEXT             an error at LINE:COL containing TEXT
 //!   // assert-error-file NAME LINE:COL TEXT   the same, in another file (a module)
 //!   // assert-help TEXT                       some diagnostic's help contains TEXT
+//!   // assert-no-error TEXT                   no diagnostic contains TEXT
 //!   // assert-note TEXT                       some note contains TEXT
 
 use std::path::{Path, PathBuf};
@@ -207,6 +208,11 @@ fn check(file: &Path) -> Vec<String> {
                             format!("dynamic keys {:?} lack {rest}", u.dynamic_keys),
                         );
                     }
+                }
+            }
+            "assert-no-error" => {
+                if let Some(d) = loaded.diagnostics.iter().find(|d| d.message.contains(rest)) {
+                    fail(lineno, format!("unexpected diagnostic: {d}"));
                 }
             }
             "assert-error" | "assert-error-file" => {
