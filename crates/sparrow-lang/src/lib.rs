@@ -24,6 +24,7 @@ mod limits;
 mod lower;
 mod modules;
 mod names;
+pub use names::edit_distance;
 mod natives;
 pub mod resource;
 pub mod runtime;

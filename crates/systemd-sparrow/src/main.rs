@@ -6,6 +6,7 @@
 mod cli;
 mod cmd;
 mod common;
+mod deps;
 mod examples;
 mod pretty;
 mod udiff;

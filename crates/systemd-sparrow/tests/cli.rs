@@ -84,7 +84,7 @@ fn render_output_writes_units_and_symlinks() {
         .arg(&out));
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert!(
-        text(&o.stderr).contains("wrote 20 units to"),
+        text(&o.stderr).contains("wrote 23 units to"),
         "{}",
         text(&o.stderr)
     );
@@ -172,7 +172,7 @@ fn check_is_clean_on_the_examples_and_notes_runtime_keys() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(
-        err.contains("20 unit(s), 0 error(s), 0 warning(s)"),
+        err.contains("23 unit(s), 0 error(s), 0 warning(s)"),
         "{err}"
     );
     // Every runtime key the examples use is acted on: no note says otherwise.
@@ -539,4 +539,54 @@ fn the_packaged_daemon_unit_passes_systemd_analyze_verify() {
         .unwrap();
     let err = text(&o.stderr);
     assert!(o.status.success() && err.trim().is_empty(), "{err}");
+}
+
+#[test]
+fn check_warns_about_dependencies_nothing_on_this_host_provides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let units = tmp.path().join("units");
+    fs::create_dir_all(&units).unwrap();
+    for u in [
+        "network-online.target",
+        "postgresql.service",
+        "getty@.service",
+        "multi-user.target",
+    ] {
+        fs::write(units.join(u), "[Unit]\n").unwrap();
+    }
+    let def = tmp.path().join("deps.sparrow");
+    fs::write(
+        &def,
+        r#"service("app", #{
+    exec_start: "/bin/true",
+    after: ["network-online.service", "getty@tty1.service", "sibling.service", "tmp.mount"],
+    wants: "postgresl.service",
+    requires: "postgresql.service",
+});
+service("sibling", #{ exec_start: "/bin/true" });
+"#,
+    )
+    .unwrap();
+    let o = run(sparrow(tmp.path())
+        .env("SYSTEMD_UNIT_PATH", &units)
+        .arg("check")
+        .arg(&def));
+    let err = text(&o.stderr);
+    // Warnings only: the units are still good.
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("app.service: After=network-online.service, but no unit file on this host provides network-online.service"), "{err}");
+    assert!(
+        err.contains("help: did you mean network-online.target?"),
+        "{err}"
+    );
+    assert!(err.contains("Wants=postgresl.service"), "{err}");
+    assert!(
+        err.contains("help: did you mean postgresql.service?"),
+        "{err}"
+    );
+    // Instances of a template, units declared beside it, and mounts are fine.
+    assert!(!err.contains("getty@tty1"), "{err}");
+    assert!(!err.contains("=sibling.service"), "{err}");
+    assert!(!err.contains("tmp.mount"), "{err}");
+    assert!(err.contains("2 unit(s), 0 error(s), 2 warning(s)"), "{err}");
 }

@@ -11,7 +11,17 @@ use crate::{common, pretty};
 
 pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> anyhow::Result<u8> {
     let mode = common::mode(user);
-    let report = common::evaluate(paths, mode, common::owners(mode, false))?;
+    let mut report = common::evaluate(paths, mode, common::owners(mode, false))?;
+    // Dependencies nothing on this host provides (system units only: a
+    // user's units depend on their own manager's).
+    if !user {
+        let env = |k: &str| std::env::var(k).ok();
+        if let Some(known) = crate::deps::known_units(&crate::deps::unit_dirs(&env)) {
+            report
+                .diagnostics
+                .extend(crate::deps::unknown(&report.units, &known));
+        }
+    }
     for d in &report.diagnostics {
         eprint!("{}", pretty::render(d));
     }

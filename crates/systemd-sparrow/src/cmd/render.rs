@@ -29,7 +29,12 @@ pub fn run(paths: &[PathBuf], output: Option<&Path>, user: bool) -> anyhow::Resu
             if let Some(e) = errors.first() {
                 anyhow::bail!("writing {}: {}", e.path.display(), e.error);
             }
-            eprintln!("wrote {} units to {}", report.units.len(), dir.display());
+            let n = report.units.len();
+            eprintln!(
+                "wrote {n} unit{} to {}",
+                if n == 1 { "" } else { "s" },
+                dir.display()
+            );
         }
         None => {
             let mut out = std::io::stdout().lock();
