@@ -377,6 +377,25 @@ fn verify_reports_what_systemd_rejects() {
         err.contains("Unknown key 'NoSuchDirective' in section [Service]"),
         "{err}"
     );
+    // Pointed at the definition, not at a temporary copy.
+    assert!(
+        err.contains(&format!(
+            "{}:1: odd.service (line 8 of the unit): Unknown key 'NoSuchDirective'",
+            f.display()
+        )),
+        "{err}"
+    );
+    // The summary says what the exit status says.
+    assert!(
+        err.contains("finding(s) of systemd-analyze verify"),
+        "{err}"
+    );
+    // A root that is not there is an error, not a silently different check.
+    let o = run(sparrow(tmp.path())
+        .args(["check", "--verify", "--root", "/no/such/root"])
+        .arg(&f));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("--root /no/such/root: no such directory"));
 }
 
 #[test]

@@ -80,7 +80,10 @@ fn check_accepts_every_section_6_construct_in_the_example() {
         .arg(examples().join("shop.raku")));
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.contains("0 error(s), 0 warning(s)"), "{err}");
+    // Errors none (warnings about units this host lacks, such as redis,
+    // depend on the host).
+    assert!(err.contains("1 unit(s), 0 error(s)"), "{err}");
+    assert!(!err.contains('×'), "{err}");
     // The CLI kept the translation for the next boot's generator.
     let kept = fs::read_dir(tmp.path().join("cache")).unwrap().count();
     assert_eq!(kept, 1);

@@ -10,6 +10,12 @@ use sparrow_lang::Severity;
 use crate::{common, pretty};
 
 pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> anyhow::Result<u8> {
+    if let Some(r) = root.filter(|r| !r.is_dir()) {
+        anyhow::bail!(
+            "--root {}: no such directory (it should hold the system the units are for)",
+            r.display()
+        );
+    }
     let mode = common::mode(user);
     let mut report = common::evaluate(paths, mode, common::owners(mode, false))?;
     // Dependencies nothing on this host provides (system units only: a
@@ -34,20 +40,57 @@ pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> 
             .count()
     };
     let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
+    let findings = if verify && !report.units.is_empty() {
+        Some(run_verify(&report, root)?)
+    } else {
+        None
+    };
+    // One summary, after everything, that says what the exit status says.
     eprintln!(
-        "{} unit(s), {errors} error(s), {warnings} warning(s); {} source(s) skipped",
+        "{} unit(s), {errors} error(s), {warnings} warning(s){}; {} source(s) skipped",
         report.units.len(),
+        findings.map_or(String::new(), |n| format!(
+            ", {n} finding(s) of systemd-analyze verify"
+        )),
         report.skipped.len() + report.refused.len(),
     );
-    let mut status = u8::from(!report.all_ok());
-    if verify && !report.units.is_empty() && !run_verify(&report, root)? {
-        status = 1;
-    }
-    Ok(status)
+    Ok(u8::from(!report.all_ok() || findings.unwrap_or(0) > 0))
 }
 
-/// Writes the units where `systemd-analyze verify` can load them and runs it.
-fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow::Result<bool> {
+/// systemd-analyze's lines about the units written to `dir`, pointed at
+/// the definitions they came from (`FILE:LINE (UNIT): ...`) instead of the
+/// temporary copies.
+fn attribute(text: &str, units: &[sparrow_generator::Generated], dir: &Path) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            for u in units {
+                let src = format!("{}:{}", u.source.display(), u.line);
+                let path = dir.join(u.name.as_str()).display().to_string();
+                // `PATH:N: message` (N: the rendered unit's line).
+                if let Some((n, rest)) = line
+                    .strip_prefix(&format!("{path}:"))
+                    .and_then(|r| r.split_once(':'))
+                    .filter(|(n, _)| n.parse::<usize>().is_ok())
+                {
+                    return format!("{src}: {} (line {n} of the unit):{rest}", u.name);
+                }
+                if line.contains(&path) {
+                    return line.replace(&path, &format!("{src} ({})", u.name));
+                }
+                // `UNIT: message`.
+                if let Some(rest) = line.strip_prefix(&format!("{}:", u.name)) {
+                    return format!("{src}: {}:{rest}", u.name);
+                }
+            }
+            line.to_string()
+        })
+        .collect()
+}
+
+/// Writes the units where `systemd-analyze verify` can load them, runs it,
+/// prints its findings and returns how many there were.
+fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow::Result<usize> {
     let tmp;
     let (dir, args): (PathBuf, Vec<String>) = match root {
         Some(root) => {
@@ -83,15 +126,24 @@ fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow
         .output()
         .context("running systemd-analyze (install the systemd package)")?;
     let text = String::from_utf8_lossy(&out.stderr);
-    let text = text.trim();
-    if !text.is_empty() {
-        eprintln!("systemd-analyze verify:\n{text}");
+    let findings = attribute(&text, &report.units, &dir);
+    for f in &findings {
+        eprintln!("{f}");
     }
-    // verify can print warnings and still exit 0; any output is a finding.
-    let clean = out.status.success() && text.is_empty();
+    // verify can print warnings and still exit 0; any output is a finding,
+    // and a failure without output is one too.
+    let n = if findings.is_empty() && !out.status.success() {
+        1
+    } else {
+        findings.len()
+    };
     eprintln!(
         "systemd-analyze verify: {}",
-        if clean { "clean" } else { "problems found" }
+        if n == 0 {
+            "clean".to_string()
+        } else {
+            format!("{n} finding(s)")
+        }
     );
-    Ok(clean)
+    Ok(n)
 }
