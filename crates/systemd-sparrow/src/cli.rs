@@ -98,6 +98,17 @@ pub enum Command {
         #[command(subcommand)]
         command: TaskCommand,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (systemd-sparrow.1 and one per subcommand) to DIR.
+    Man {
+        /// Where to write them.
+        #[arg(long, short, value_name = "DIR")]
+        output: PathBuf,
+    },
 }
 
 /// Where `task` looks plugins up (shown in its help).

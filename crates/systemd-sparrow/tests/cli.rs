@@ -609,3 +609,27 @@ service("sibling", #{ exec_start: "/bin/true" });
     assert!(!err.contains("tmp.mount"), "{err}");
     assert!(err.contains("2 unit(s), 0 error(s), 2 warning(s)"), "{err}");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(sparrow(tmp.path()).args(["completions", shell]));
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", text(&o.stderr));
+        let out = text(&o.stdout);
+        // Every subcommand is offered.
+        for sub in ["render", "check", "diff", "status", "task"] {
+            assert!(out.contains(sub), "{shell} completions lack {sub}");
+        }
+    }
+    let o = run(sparrow(tmp.path()).args(["completions", "tcsh"]));
+    assert_ne!(o.status.code(), Some(0));
+    let dir = tmp.path().join("man");
+    let o = run(sparrow(tmp.path()).arg("man").arg("--output").arg(&dir));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let main = fs::read_to_string(dir.join("systemd-sparrow.1")).unwrap();
+    assert!(main.starts_with(".ie") || main.contains(".TH"), "{main}");
+    assert!(main.contains("systemd\\-sparrow"), "{main}");
+    let check = fs::read_to_string(dir.join("systemd-sparrow-check.1")).unwrap();
+    assert!(check.contains("\\-\\-verify"), "{check}");
+}

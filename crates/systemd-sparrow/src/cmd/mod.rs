@@ -44,6 +44,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
                     timeout,
                 },
         } => Ok(hook::run(&unit, stage, source, timeout)),
+        Command::Completions { shell } => {
+            let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "systemd-sparrow", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man { output } => man(&output),
         Command::Task { command } => Ok(match command {
             TaskCommand::Run {
                 plugin,
@@ -55,4 +61,27 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             TaskCommand::List { json } => task::list(json),
         }),
     }
+}
+
+/// `man --output DIR`: the command's page and one per subcommand
+/// (`systemd-sparrow-check.1`, ...), as clap_mangen renders them.
+fn man(dir: &std::path::Path) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut pages = vec![("systemd-sparrow".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands() {
+        let name = format!("systemd-sparrow-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(page)
+            .render(&mut out)
+            .with_context(|| format!("rendering {name}"))?;
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!("wrote man pages to {}", dir.display());
+    Ok(0)
 }
