@@ -633,3 +633,49 @@ fn completions_and_man_pages_come_from_the_command_line_itself() {
     let check = fs::read_to_string(dir.join("systemd-sparrow-check.1")).unwrap();
     assert!(check.contains("\\-\\-verify"), "{check}");
 }
+
+#[test]
+fn check_says_where_it_looked_when_it_finds_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, units) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("units"),
+    );
+    for d in [&a, &b, &units] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let o = run(sparrow(tmp.path())
+        .env(
+            "SYSTEMD_SPARROW_PATH",
+            format!("{}:{}", a.display(), b.display()),
+        )
+        .env("SYSTEMD_SPARROW_UNIT_ROOT", &units)
+        .arg("check"));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "no definitions found: looked for *.sparrow and *.raku in {}, {}, and for shebang units under {}",
+            a.display(),
+            b.display(),
+            units.display()
+        )),
+        "{err}"
+    );
+    // With a definition there, no such line.
+    fs::write(
+        a.join("x.sparrow"),
+        "service(\"x\", #{ exec_start: \"/bin/true\" });\n",
+    )
+    .unwrap();
+    let o = run(sparrow(tmp.path())
+        .env("SYSTEMD_SPARROW_PATH", a.display().to_string())
+        .env("SYSTEMD_SPARROW_UNIT_ROOT", &units)
+        .arg("check"));
+    assert!(
+        !text(&o.stderr).contains("no definitions found"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -31,6 +31,24 @@ pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> 
     for d in &report.diagnostics {
         eprint!("{}", pretty::render(d));
     }
+    // Nothing found on the search path: say where it looked.
+    if paths.is_empty()
+        && report.units.is_empty()
+        && report.diagnostics.is_empty()
+        && report.refused.is_empty()
+        && report.skipped.is_empty()
+    {
+        let env = |k: &str| std::env::var(k).ok();
+        let dirs: Vec<String> = sparrow_source::paths::search_path(mode, &env)
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        eprintln!(
+            "no definitions found: looked for *.sparrow and *.raku in {}, and for shebang units under {}",
+            dirs.join(", "),
+            sparrow_source::paths::unit_root(mode, &env).display()
+        );
+    }
     common::print_refusals(&report);
     let count = |s: Severity| {
         report
