@@ -26,16 +26,7 @@ use sparrow_raku::{translate, Input, Options, Stats, Translation};
 const FILES: usize = 50;
 
 fn facts() -> Facts {
-    Facts {
-        os: "debian".into(),
-        os_version: "12".into(),
-        hostname: "bench".into(),
-        arch: "x86_64".into(),
-        kernel: "6.1.0".into(),
-        virtualization: "none".into(),
-        memory_total: 8 << 30,
-        cpu_count: 2,
-    }
+    sparrow_lang::FixedHost::debian().facts
 }
 
 /// A definition in the spirit of the seed's: dependencies, environment,

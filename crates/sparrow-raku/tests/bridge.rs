@@ -12,16 +12,7 @@ use sparrow_raku::cache::Cache;
 use sparrow_raku::{translate, Input, Options, Translation};
 
 fn facts() -> Facts {
-    Facts {
-        os: "debian".into(),
-        os_version: "12".into(),
-        hostname: "lab".into(),
-        arch: "x86_64".into(),
-        kernel: "6.1.0".into(),
-        virtualization: "none".into(),
-        memory_total: 8 << 30,
-        cpu_count: 4,
-    }
+    sparrow_lang::FixedHost::debian().facts
 }
 
 /// A wrapper around the real `raku` that counts its starts in `log`.

@@ -10,16 +10,7 @@ use sparrow_lang::Facts;
 use sparrow_raku::resident::Resident;
 
 fn facts() -> Facts {
-    Facts {
-        os: "debian".into(),
-        os_version: "12".into(),
-        hostname: "lab".into(),
-        arch: "x86_64".into(),
-        kernel: "6.1.0".into(),
-        virtualization: "none".into(),
-        memory_total: 8 << 30,
-        cpu_count: 4,
-    }
+    sparrow_lang::FixedHost::debian().facts
 }
 
 const DEF: &str = r#"use Sparrow6::DSL;

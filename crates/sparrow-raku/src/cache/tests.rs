@@ -1,20 +1,14 @@
 use super::*;
 
+fn facts() -> Facts {
+    sparrow_lang::FixedHost::debian().facts
+}
+
 fn facts_of(os: &str) -> Facts {
     Facts {
         os: os.into(),
-        os_version: "12".into(),
-        hostname: "h".into(),
-        arch: "x86_64".into(),
-        kernel: "6.1".into(),
-        virtualization: "none".into(),
-        memory_total: 1 << 30,
-        cpu_count: 2,
+        ..facts()
     }
-}
-
-fn facts() -> Facts {
-    facts_of("debian")
 }
 
 #[test]
