@@ -146,7 +146,7 @@ pub fn generate(sources: &[Source], facts: &Facts, opts: &Options, sink: &mut dy
     let mut owners: HashMap<UnitName, PathBuf> = HashMap::new();
     // Raku sources first, all through one Raku process; those that cannot
     // be evaluated are reported before the rest.
-    let (translated, mut pre, _) = raku::prepare(sources, facts, opts);
+    let (translated, mut pre) = raku::prepare(sources, facts, opts);
     let mut todo: Vec<Source> = Vec::with_capacity(sources.len());
     let mut index: Vec<usize> = Vec::with_capacity(sources.len());
     for (i, src) in translated.into_iter().enumerate() {

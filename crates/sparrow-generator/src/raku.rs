@@ -2,7 +2,7 @@
 //! for all of them (none when the cache has every translation).
 
 use sparrow_lang::{Diagnostic, Facts, Severity};
-use sparrow_raku::{Input, Stats, Translation};
+use sparrow_raku::{Input, Translation};
 use sparrow_source::{read_listed, Refused, Source};
 
 use crate::{Options, Outcome};
@@ -14,7 +14,7 @@ pub(crate) fn prepare(
     sources: &[Source],
     facts: &Facts,
     opts: &Options,
-) -> (Vec<Source>, Vec<Option<Outcome>>, Stats) {
+) -> (Vec<Source>, Vec<Option<Outcome>>) {
     let mut out: Vec<Source> = sources.to_vec();
     let mut pre: Vec<Option<Outcome>> = vec![None; sources.len()];
     let mut texts: Vec<(usize, String)> = Vec::new();
@@ -33,7 +33,7 @@ pub(crate) fn prepare(
         }
     }
     if texts.is_empty() {
-        return (out, pre, Stats::default());
+        return (out, pre);
     }
     let inputs: Vec<Input<'_>> = texts
         .iter()
@@ -43,7 +43,7 @@ pub(crate) fn prepare(
         })
         .collect();
     let env = |k: &str| std::env::var(k).ok();
-    let (translations, stats) = sparrow_raku::translate(&inputs, facts, &opts.raku, &env);
+    let (translations, _) = sparrow_raku::translate(&inputs, facts, &opts.raku, &env);
     let skipped: Vec<usize> = texts
         .iter()
         .zip(&translations)
@@ -94,7 +94,7 @@ pub(crate) fn prepare(
             ),
         }]));
     }
-    (out, pre, stats)
+    (out, pre)
 }
 
 /// Positions in a Raku source's diagnostics keep the line (declarations

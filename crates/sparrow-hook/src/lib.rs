@@ -110,11 +110,7 @@ fn translate_raku(
     facts: &sparrow_lang::Facts,
 ) -> Result<String, String> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut opts = sparrow_raku::Options::for_generator(&env);
-    opts.cache = Some(sparrow_raku::cache::Cache::new(
-        sparrow_raku::cache::dir(&env),
-        true,
-    ));
+    let opts = sparrow_raku::Options::for_writers(&env);
     let (mut out, _) =
         sparrow_raku::translate(&[sparrow_raku::Input { path, text }], facts, &opts, &env);
     match out.pop() {

@@ -52,7 +52,8 @@ pub struct Options {
 
 impl Options {
     /// `raku` from [`find_raku`], 10 s per file
-    /// (`SYSTEMD_SPARROW_RAKU_LIMIT_MS`), the system cache read-only.
+    /// (`SYSTEMD_SPARROW_RAKU_LIMIT_MS`), the system cache read-only: what
+    /// the generator uses.
     pub fn for_generator(env: &dyn Fn(&str) -> Option<String>) -> Options {
         let ms = env("SYSTEMD_SPARROW_RAKU_LIMIT_MS").and_then(|v| v.parse().ok());
         Options {
@@ -60,6 +61,15 @@ impl Options {
             limit: Duration::from_millis(ms.unwrap_or(10_000)),
             cache: Some(Cache::new(cache::dir(env), false)),
             limits: raku_limits(),
+        }
+    }
+
+    /// The same, adding what it translates to the cache: what the CLI,
+    /// the daemon and the hook runner use.
+    pub fn for_writers(env: &dyn Fn(&str) -> Option<String>) -> Options {
+        Options {
+            cache: Some(Cache::new(cache::dir(env), true)),
+            ..Options::for_generator(env)
         }
     }
 }
@@ -97,6 +107,7 @@ pub fn find_raku(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
 #[derive(Serialize)]
 struct Init<'a> {
     facts: &'a Facts,
+    runtime: bool,
 }
 
 #[derive(Serialize)]
@@ -132,11 +143,36 @@ struct Answer {
     untracked: bool,
 }
 
+/// Raku's message for a file or a call, with its line (0: unknown).
 #[derive(Deserialize)]
-struct RakuError {
-    message: String,
+pub(crate) struct RakuError {
+    pub(crate) message: String,
     #[serde(default)]
-    line: usize,
+    pub(crate) line: usize,
+}
+
+/// Starts `raku` running the bridge under the evaluator's containment,
+/// hands it the facts and waits at most `start_up` for it to have compiled:
+/// for translating, or (`runtime`) as a resident worker.
+pub(crate) fn start_bridge(
+    raku: &Path,
+    facts: &Facts,
+    runtime: bool,
+    limits: Limits,
+    start_up: Duration,
+) -> Result<Worker, Failure> {
+    let mut cmd = Command::new(raku);
+    cmd.arg("-e").arg(crate::BRIDGE);
+    if runtime {
+        // No JIT for the resident worker: the daemon's unit denies
+        // writable-executable memory (MemoryDenyWriteExecute=), and subs
+        // are short.
+        cmd.env("MVM_JIT_DISABLE", "1");
+    }
+    let mut w = Worker::spawn_command(cmd, limits)?;
+    w.send(&Init { facts, runtime }, start_up)?;
+    let _: Ready = w.recv(start_up)?;
+    Ok(w)
 }
 
 /// Translates `files` with at most a few Raku processes (one, unless a
@@ -210,13 +246,8 @@ const START_UP: Duration = Duration::from_secs(10);
 
 impl Run<'_> {
     fn start(&mut self) -> Result<Worker, Failure> {
-        let mut cmd = Command::new(self.raku);
-        cmd.arg("-e").arg(crate::BRIDGE);
-        let mut w = Worker::spawn_command(cmd, self.opts.limits)?;
         self.stats.processes += 1;
-        w.send(&Init { facts: self.facts }, START_UP)?;
-        let _: Ready = w.recv(START_UP)?;
-        Ok(w)
+        start_bridge(self.raku, self.facts, false, self.opts.limits, START_UP)
     }
 
     /// One file: its translation, and what it depended on when it can be

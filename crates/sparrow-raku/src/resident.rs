@@ -16,13 +16,15 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sparrow_isolate::{Failure, Limits, Worker};
+
+use crate::bridge::{start_bridge, RakuError};
 use sparrow_lang::Facts;
+use sparrow_source::Owners;
 
 /// Runs a native function a sub called: its name (snake case) and
 /// arguments; the result goes back to the sub, an error is thrown there.
@@ -61,12 +63,6 @@ pub struct Resident {
 }
 
 #[derive(Serialize)]
-struct Init<'a> {
-    facts: &'a Facts,
-    runtime: bool,
-}
-
-#[derive(Serialize)]
 enum Request<'a> {
     #[serde(rename = "load")]
     Load { path: &'a Path, text: &'a str },
@@ -93,13 +89,6 @@ enum Reply {
     Ok(Value),
     Error(RakuError),
     Callback(Call),
-}
-
-#[derive(Deserialize)]
-struct RakuError {
-    message: String,
-    #[serde(default)]
-    line: usize,
 }
 
 #[derive(Deserialize)]
@@ -153,23 +142,7 @@ impl Resident {
                     ));
                 }
             }
-            let mut cmd = Command::new(&self.raku);
-            // No JIT: the daemon's unit denies writable-executable memory
-            // (MemoryDenyWriteExecute=), and subs are short.
-            cmd.arg("-e").arg(crate::BRIDGE).env("MVM_JIT_DISABLE", "1");
-            let started = Worker::spawn_command(cmd, self.limits).and_then(|mut w| {
-                w.send(
-                    &Init {
-                        facts: &self.facts,
-                        runtime: true,
-                    },
-                    START_UP,
-                )?;
-                match w.recv::<Reply>(START_UP)? {
-                    Reply::Ready(_) => Ok(w),
-                    _ => Err(Failure::Protocol("no ready line".into())),
-                }
-            });
+            let started = start_bridge(&self.raku, &self.facts, true, self.limits, START_UP);
             self.health.starts += 1;
             self.loaded.clear();
             match started {
@@ -198,7 +171,11 @@ impl Resident {
         if self.loaded.contains(path) {
             return Ok(());
         }
-        let text = read_definition(path)?;
+        // The loader's one reader and rule (the daemon and the hook runner
+        // read the definition with it too).
+        let text = sparrow_source::read_source(path, Owners::for_generator())
+            .map_err(|e| format!("{}: {}", path.display(), e.reason))?
+            .text;
         let limit = LOAD_LIMIT.max(self.call_limit);
         let mut none = |name: &str, _: Vec<Value>| Err(format!("{name}() while loading"));
         self.exchange(&Request::Load { path, text: &text }, limit, &mut none)?
@@ -244,7 +221,6 @@ impl Resident {
         callback: &mut Callback<'_>,
     ) -> Result<Result<Value, String>, String> {
         let deadline = Instant::now() + limit;
-        let timed_out = |_: &mut Self| format!("did not answer within {} ms", limit.as_millis());
         let left = |d: Instant| d.saturating_duration_since(Instant::now());
         let w = self.worker()?;
         if let Err(e) = w.send(req, left(deadline)) {
@@ -255,7 +231,7 @@ impl Resident {
             let reply = match w.recv::<Reply>(left(deadline)) {
                 Ok(r) => r,
                 Err(Failure::TimedOut(_)) => {
-                    let why = timed_out(self);
+                    let why = format!("did not answer within {} ms", limit.as_millis());
                     return Err(self.failed(why));
                 }
                 Err(e) => return Err(self.failed(e.to_string())),
@@ -280,16 +256,4 @@ impl Resident {
             }
         }
     }
-}
-
-/// The Raku file's text: a regular file, at most 1 MiB.
-fn read_definition(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() || meta.len() > 1 << 20 {
-        return Err(format!(
-            "{}: not a regular file of at most 1 MiB",
-            path.display()
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -34,14 +34,9 @@ pub fn evaluate(paths: &[PathBuf], mode: Mode, owners: Owners) -> anyhow::Result
     if let Some(e) = facts_error {
         anyhow::bail!("facts override: {e}");
     }
-    let env = |k: &str| std::env::var(k).ok();
-    let mut raku = sparrow_raku::Options::for_generator(&env);
     // The CLI keeps what it translated, so that the next boot's generator
     // starts no Raku for unchanged files.
-    raku.cache = Some(sparrow_raku::cache::Cache::new(
-        sparrow_raku::cache::dir(&env),
-        true,
-    ));
+    let raku = sparrow_raku::Options::for_writers(&|k: &str| std::env::var(k).ok());
     let opts = Options {
         owners,
         workers: Options::default_workers(),

@@ -137,11 +137,7 @@ fn translate_raku(texts: &mut Vec<SourceText>, problems: &mut Vec<String>) {
     if raku.is_empty() {
         return;
     }
-    let mut opts = sparrow_raku::Options::for_generator(&env);
-    opts.cache = Some(sparrow_raku::cache::Cache::new(
-        sparrow_raku::cache::dir(&env),
-        true,
-    ));
+    let opts = sparrow_raku::Options::for_writers(&env);
     let (host, _) = RealHost::from_env();
     let facts = sparrow_lang::Host::facts(&host).clone();
     let inputs: Vec<sparrow_raku::Input<'_>> = raku
