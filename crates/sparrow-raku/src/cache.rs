@@ -17,12 +17,12 @@
 //! files behind).
 
 use std::fs;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sparrow_lang::Facts;
+use sparrow_source::{read_source, Owners};
 
 /// Where entries live: `SYSTEMD_SPARROW_RAKU_CACHE`, else
 /// `/var/lib/systemd-sparrow/raku`.
@@ -54,9 +54,6 @@ struct Entry {
     env: Vec<(String, Option<String>)>,
 }
 
-/// Entries bigger than this are not read (a translation is a few KiB).
-const MAX_ENTRY: u64 = 8 << 20;
-
 /// A cache directory.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -73,13 +70,15 @@ impl Cache {
     /// The translation kept under `key`, when everything it looked at is
     /// as it was.
     pub fn get(&self, key: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
-        let mut f = fs::File::open(self.dir.join(format!("{key}.json"))).ok()?;
-        let meta = f.metadata().ok()?;
-        if !meta.is_file() || meta.len() > MAX_ENTRY {
-            return None;
-        }
-        let mut raw = String::new();
-        f.read_to_string(&mut raw).ok()?;
+        // An entry is code the generator will run as root: read with the
+        // loader's reader and owner rule (a regular file, never blocking,
+        // not writable by others, at most 1 MiB), like a definition.
+        let raw = read_source(
+            &self.dir.join(format!("{key}.json")),
+            Owners::for_generator(),
+        )
+        .ok()?
+        .text;
         let e: Entry = serde_json::from_str(&raw).ok()?;
         let same = e.files.iter().all(|(p, h)| file_hash(Path::new(p)) == *h)
             && e.exists.iter().all(|(p, x)| Path::new(p).exists() == *x)
@@ -111,16 +110,9 @@ impl Cache {
         let Ok(json) = serde_json::to_vec(&entry) else {
             return;
         };
-        if fs::create_dir_all(&self.dir).is_err() {
-            return;
-        }
-        let tmp = self.dir.join(format!(".{key}.{}", std::process::id()));
-        let ok = fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&json))
-            .and_then(|()| fs::rename(&tmp, self.dir.join(format!("{key}.json"))));
-        if ok.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
+        // The project's one atomic writer (no link followed, replaced by
+        // a rename).
+        let _ = sparrow_source::atomic::write_file(&self.dir.join(format!("{key}.json")), &json);
     }
 }
 
@@ -128,8 +120,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A file the translation read (a flags file), hashed; read as a source
+/// is, so that a FIFO or a huge file named there cannot stall a run.
 fn file_hash(p: &Path) -> Option<String> {
-    fs::read(p).ok().map(|b| hex(&Sha256::digest(b)))
+    read_source(p, Owners::Any)
+        .ok()
+        .map(|t| hex(&Sha256::digest(t.text.as_bytes())))
 }
 
 /// The `raku` binary's identity with the bridge's text: a different Raku

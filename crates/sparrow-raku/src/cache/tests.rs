@@ -62,3 +62,40 @@ fn read_only_caches_and_whole_environment_readers_write_nothing() {
     rw.put("k", "t", &all, &none);
     assert_eq!(rw.get("k", &none), None);
 }
+
+fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn fifos_and_entries_others_may_write_are_never_used_and_never_block() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::new(dir.path().join("cache"), true);
+    let none = |_: &str| None;
+    // A flags file that became a FIFO: the entry is not used (and reading
+    // its hash does not wait for a writer).
+    let flags = dir.path().join("flags.json");
+    fs::write(&flags, "{}").unwrap();
+    let deps = Deps {
+        files: vec![flags.display().to_string()],
+        ..Deps::default()
+    };
+    cache.put("k1", "t", &deps, &none);
+    assert_eq!(cache.get("k1", &none).as_deref(), Some("t"));
+    fs::remove_file(&flags).unwrap();
+    mkfifo(&flags);
+    assert_eq!(cache.get("k1", &none), None);
+    // An entry that is a FIFO is no entry.
+    mkfifo(&dir.path().join("cache").join("k2.json"));
+    assert_eq!(cache.get("k2", &none), None);
+    // An entry anyone may write is not trusted when root reads it.
+    cache.put("k3", "t", &Deps::default(), &none);
+    let entry = dir.path().join("cache").join("k3.json");
+    fs::set_permissions(&entry, fs::Permissions::from_mode(0o666)).unwrap();
+    if Owners::for_generator() == Owners::Root {
+        assert_eq!(cache.get("k3", &none), None);
+    }
+}
