@@ -172,7 +172,7 @@ pub fn threshold(prop: Prop, size: &Size) -> Threshold {
 /// at runtime. Templates are skipped: their instances are not tracked yet.
 pub fn spec_of(decl: &UnitDecl) -> Option<Spec> {
     let rt = &decl.runtime;
-    if decl.name.is_template() || rt.is_empty() {
+    if decl.name.is_template() || rt.is_empty() || decl.dropin.is_some() {
         return None;
     }
     let monitor = &rt.monitor;

@@ -78,6 +78,7 @@ impl Evaluator {
                 early: matches!(src.kind, SourceKind::Shebang | SourceKind::RakuShebang),
                 source: src.path.clone(),
                 line: u.line,
+                dropin: u.dropin,
             })
             .collect();
         Outcome::Units(units, loaded.diagnostics)

@@ -90,6 +90,20 @@ pub struct Generated {
     pub source: PathBuf,
     /// Line of the declaration.
     pub line: usize,
+    /// For a drop-in, its file name in `NAME.d/` (`50-sparrow-x.conf`).
+    #[serde(default)]
+    pub dropin: Option<String>,
+}
+
+impl Generated {
+    /// Where it is written, relative to the output directory:
+    /// `NAME`, or `NAME.d/FILE` for a drop-in.
+    pub fn rel_path(&self) -> String {
+        match &self.dropin {
+            Some(d) => format!("{}.d/{d}", self.name),
+            None => self.name.to_string(),
+        }
+    }
 }
 
 /// Where [`generate`] puts what it finds, in source order.
@@ -143,7 +157,7 @@ impl Sink for Report {
 /// order. A source that declares a unit an earlier one already declared is
 /// skipped with an error naming both.
 pub fn generate(sources: &[Source], facts: &Facts, opts: &Options, sink: &mut dyn Sink) {
-    let mut owners: HashMap<UnitName, PathBuf> = HashMap::new();
+    let mut owners: Writers = HashMap::new();
     // Raku sources first, all through one Raku process; those that cannot
     // be evaluated are reported before the rest.
     let (translated, mut pre) = raku::prepare(sources, facts, opts);
@@ -189,12 +203,15 @@ pub fn generate_report(sources: &[Source], facts: &Facts, opts: &Options) -> Rep
     report
 }
 
-fn merge(
-    path: &Path,
-    outcome: Outcome,
-    owners: &mut HashMap<UnitName, PathBuf>,
-    sink: &mut dyn Sink,
-) {
+/// Which source wrote each unit (or drop-in: one unit may have a drop-in
+/// from each definition, beside the unit itself).
+type Writers = HashMap<(UnitName, Option<String>), PathBuf>;
+
+fn owner_key(u: &Generated) -> (UnitName, Option<String>) {
+    (u.name.clone(), u.dropin.clone())
+}
+
+fn merge(path: &Path, outcome: Outcome, owners: &mut Writers, sink: &mut dyn Sink) {
     match outcome {
         Outcome::Refused(r) => sink.refused(r),
         Outcome::Failed(diags) => {
@@ -209,7 +226,7 @@ fn merge(
             }
             if let Some((u, first)) = units
                 .iter()
-                .find_map(|u| owners.get(&u.name).map(|p| (u, p)))
+                .find_map(|u| owners.get(&owner_key(u)).map(|p| (u, p)))
             {
                 sink.diagnostic(Diagnostic {
                     severity: sparrow_lang::Severity::Error,
@@ -217,7 +234,11 @@ fn merge(
                     line: u.line,
                     col: 1,
                     len: 1,
-                    message: format!("{} is already declared by {}", u.name, first.display()),
+                    message: format!(
+                        "{} is already declared by {}",
+                        u.rel_path(),
+                        first.display()
+                    ),
                     help: Some(
                         "each unit may come from one definition; the first one found wins".into(),
                     ),
@@ -226,7 +247,7 @@ fn merge(
                 return;
             }
             for u in units {
-                owners.insert(u.name.clone(), path.to_path_buf());
+                owners.insert(owner_key(&u), path.to_path_buf());
                 sink.unit(u);
             }
         }

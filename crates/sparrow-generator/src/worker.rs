@@ -131,6 +131,7 @@ mod tests {
             early: false,
             source: "/defs/a.sparrow".into(),
             line: 1,
+            dropin: None,
         }
     }
 

@@ -130,6 +130,22 @@ impl Writer {
             (&self.normal.0, &self.normal.1)
         };
         let name = unit.name.as_str();
+        if let Some(file) = &unit.dropin {
+            // A drop-in: NAME.d/FILE, and no [Install] links.
+            let key = (unit.early, format!("{name}.d"));
+            let fail = |error| WriteError {
+                path: base.join(&key.1).join(file),
+                error,
+            };
+            if !self.subdirs.contains_key(&key) {
+                let d = dir.subdir(&key.1).map_err(fail)?;
+                self.subdirs.insert(key.clone(), d);
+            }
+            self.subdirs[&key]
+                .write_file(file, unit.text.as_bytes())
+                .map_err(fail)?;
+            return Ok(Vec::new());
+        }
         dir.write_file(name, unit.text.as_bytes())
             .map_err(|error| WriteError {
                 path: base.join(name),
@@ -198,6 +214,7 @@ mod tests {
             early: false,
             source: PathBuf::from("/x.sparrow"),
             line: 1,
+            dropin: None,
         }
     }
 

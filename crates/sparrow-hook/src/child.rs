@@ -73,8 +73,14 @@ pub fn serve() -> u8 {
                     let decl = l
                         .units
                         .iter()
+                        .filter(|d| d.dropin.is_none())
                         .find(|d| d.name.as_str() == unit)
-                        .or_else(|| l.units.iter().find(|d| template_of(d, &unit)))
+                        .or_else(|| {
+                            l.units
+                                .iter()
+                                .filter(|d| d.dropin.is_none())
+                                .find(|d| template_of(d, &unit))
+                        })
                         .ok_or_else(|| {
                             format!("{} does not declare {unit}", source.path.display())
                         })?;

@@ -7,7 +7,7 @@ use sparrow_unit::UnitName;
 
 use crate::diag::{Diagnostic, Severity};
 use crate::keys;
-use crate::lower::{RawDecl, UnitDecl, UnitKind};
+use crate::lower::{RawDecl, UnitDecl};
 
 /// Keys of `unit` this version checks but does not act on, with a note for
 /// each (canonical key, message). Acted on: `monitor` (its `resources`
@@ -81,11 +81,7 @@ pub(crate) fn unit_file_problem(
             format!("{} declares {} units", name, decls.len()),
         ));
     };
-    let kind_ok = matches!(
-        (d.kind, name.unit_type()),
-        (UnitKind::Service, sparrow_unit::UnitType::Service)
-            | (UnitKind::Timer, sparrow_unit::UnitType::Timer)
-    );
+    let kind_ok = d.dropin.is_none() && d.kind.unit_type() == name.unit_type();
     let (line, col) = (
         d.place.pos.line().unwrap_or(1),
         d.place.pos.position().unwrap_or(1),

@@ -106,6 +106,49 @@ pub(crate) fn declare(
     ctx: &NativeCallContext,
     kind: UnitKind,
     name: Option<String>,
+    map: Map,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    record(state, ctx, kind, name, None, map)
+}
+
+/// `dropin(unit, map)` / `dropin(unit, name, map)`: keys of the unit's
+/// kind, written as `UNIT.d/50-sparrow-NAME.conf`.
+pub(crate) fn declare_dropin(
+    state: &Shared2,
+    ctx: &NativeCallContext,
+    unit: &str,
+    name: Option<String>,
+    map: Map,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let pos = ctx.call_position();
+    let parsed = sparrow_unit::UnitName::parse(unit).map_err(|e| {
+        err(
+            format!("dropin: {unit:?} is not a unit name: {e}"),
+            Some("name the unit with its suffix, such as \"nginx.service\""),
+            pos,
+        )
+    })?;
+    let kind = UnitKind::of_type(parsed.unit_type()).ok_or_else(|| {
+        err(
+            format!(
+                "dropin: .{} units cannot be adjusted by definitions",
+                parsed.unit_type().suffix()
+            ),
+            Some(
+                "drop-ins are for services, timers, sockets, paths, targets, mounts and automounts",
+            ),
+            pos,
+        )
+    })?;
+    record(state, ctx, kind, Some(parsed.to_string()), Some(name), map)
+}
+
+fn record(
+    state: &Shared2,
+    ctx: &NativeCallContext,
+    kind: UnitKind,
+    name: Option<String>,
+    dropin: Option<Option<String>>,
     mut map: Map,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let pos = ctx.call_position();
@@ -124,7 +167,7 @@ pub(crate) fn declare(
     }
     let mut dynamic = Vec::new();
     for (key, value) in map.iter_mut() {
-        let Some(spec) = keys::lookup(key) else {
+        let Some(spec) = keys::lookup_in(key, kind).or_else(|| keys::lookup(key)) else {
             continue;
         };
         if let Some(f) = crate::value::closure(value) {
@@ -154,21 +197,27 @@ pub(crate) fn declare(
     let shown = name
         .clone()
         .or_else(|| map.get("name").and_then(|n| n.clone().into_string().ok()))
+        .or_else(|| {
+            // Mounts are named after their mount point.
+            matches!(kind, UnitKind::Mount | UnitKind::Automount)
+                .then(|| map.get("where").and_then(|w| w.clone().into_string().ok()))
+                .flatten()
+                .and_then(|w| sparrow_unit::escape_path(&w).ok())
+        })
         .unwrap_or_default();
     let source = ctx.call_source().unwrap_or_default().to_string();
     state.borrow_mut().decls.push(RawDecl {
         kind,
         name,
+        dropin,
         map,
         dynamic,
         place: Place { source, pos },
     });
-    let ty = match kind {
-        UnitKind::Service => sparrow_unit::UnitType::Service,
-        UnitKind::Timer => sparrow_unit::UnitType::Timer,
-    };
-    Ok(match sparrow_unit::UnitName::of_type(&shown, ty) {
-        Ok(n) => n.to_string().into(),
-        Err(_) => shown.into(),
-    })
+    Ok(
+        match sparrow_unit::UnitName::of_type(&shown, kind.unit_type()) {
+            Ok(n) => n.to_string().into(),
+            Err(_) => shown.into(),
+        },
+    )
 }

@@ -21,7 +21,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Positi
 
 use crate::checks::{not_acted_on, unit_file_problem};
 use crate::closure::Closure;
-use crate::declare::{declare, resolve_closure};
+use crate::declare::{declare, declare_dropin, resolve_closure};
 use crate::diag::{self, Diagnostic, KeyIndex, ScriptError, Severity};
 use crate::families::{family_params, task_run, Tasks};
 use crate::host::ModuleSource;
@@ -169,6 +169,37 @@ impl Loader {
             "timer",
             move |ctx: NativeCallContext, name: &str, map: Map| {
                 declare(&st, &ctx, UnitKind::Timer, Some(name.to_string()), map)
+            },
+        );
+        for kind in [UnitKind::Socket, UnitKind::Path, UnitKind::Target] {
+            let st = state.clone();
+            let fname = kind.unit_type().suffix();
+            engine.register_fn(
+                fname,
+                move |ctx: NativeCallContext, name: &str, map: Map| {
+                    declare(&st, &ctx, kind, Some(name.to_string()), map)
+                },
+            );
+        }
+        for kind in [UnitKind::Mount, UnitKind::Automount] {
+            let st = state.clone();
+            engine.register_fn(
+                kind.unit_type().suffix(),
+                move |ctx: NativeCallContext, map: Map| declare(&st, &ctx, kind, None, map),
+            );
+        }
+        let st = state.clone();
+        engine.register_fn(
+            "dropin",
+            move |ctx: NativeCallContext, unit: &str, map: Map| {
+                declare_dropin(&st, &ctx, unit, None, map)
+            },
+        );
+        let st = state.clone();
+        engine.register_fn(
+            "dropin",
+            move |ctx: NativeCallContext, unit: &str, name: &str, map: Map| {
+                declare_dropin(&st, &ctx, unit, Some(name.to_string()), map)
             },
         );
         let tasks = Rc::new(Tasks {
@@ -409,14 +440,23 @@ impl Loader {
                         help: None,
                     });
                 }
-                if let Some(first) = units.iter().find(|u| u.name == unit.name) {
+                if let Some(first) = units
+                    .iter()
+                    .find(|u| u.name == unit.name && u.dropin == unit.dropin)
+                {
                     diagnostics.push(Diagnostic {
                         severity: Severity::Error,
                         file: PathBuf::from(&d.place.source),
                         line: d.place.pos.line().unwrap_or(0),
                         col: d.place.pos.position().unwrap_or(0),
                         len: 1,
-                        message: format!("{} is declared twice in this file", unit.name),
+                        message: match &unit.dropin {
+                            Some(d) => format!(
+                                "the drop-in {}.d/{d} is declared twice in this file",
+                                unit.name
+                            ),
+                            None => format!("{} is declared twice in this file", unit.name),
+                        },
                         help: Some(format!("the first declaration is at line {}", first.line)),
                     });
                 } else {

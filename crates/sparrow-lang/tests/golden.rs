@@ -23,6 +23,9 @@
 //!   // assert-help TEXT                       some diagnostic's help contains TEXT
 //!   // assert-no-error TEXT                   no diagnostic contains TEXT
 //!   // assert-note TEXT                       some note contains TEXT
+//!   // assert-warning TEXT                    some warning contains TEXT
+//!
+//! A drop-in is named `UNIT.d/FILE` in `assert-units` and `unit`.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -101,7 +104,7 @@ fn check(file: &Path) -> Vec<String> {
         let (cmd, rest) = d.split_once(' ').unwrap_or((d, ""));
         match cmd {
             "assert-units" => {
-                let got: Vec<&str> = loaded.units.iter().map(|u| u.name.as_str()).collect();
+                let got: Vec<String> = loaded.units.iter().map(label).collect();
                 let want: Vec<&str> = rest.split_whitespace().collect();
                 if got != want {
                     fail(
@@ -111,7 +114,7 @@ fn check(file: &Path) -> Vec<String> {
                 }
             }
             "unit" => {
-                current = loaded.units.iter().find(|u| u.name.as_str() == rest);
+                current = loaded.units.iter().find(|u| label(u) == rest);
                 parsed =
                     current.map(|u| parse::parse(&u.file.render()).expect("rendered units parse"));
                 if current.is_none() {
@@ -246,13 +249,11 @@ fn check(file: &Path) -> Vec<String> {
                     );
                 }
             }
-            "assert-help" | "assert-note" => {
-                let found = loaded.diagnostics.iter().any(|d| {
-                    if cmd == "assert-help" {
-                        d.help.as_deref().is_some_and(|h| h.contains(rest))
-                    } else {
-                        d.severity == Severity::Note && d.message.contains(rest)
-                    }
+            "assert-help" | "assert-note" | "assert-warning" => {
+                let found = loaded.diagnostics.iter().any(|d| match cmd {
+                    "assert-help" => d.help.as_deref().is_some_and(|h| h.contains(rest)),
+                    "assert-note" => d.severity == Severity::Note && d.message.contains(rest),
+                    _ => d.severity == Severity::Warning && d.message.contains(rest),
                 });
                 if !found {
                     fail(
@@ -275,6 +276,14 @@ fn check(file: &Path) -> Vec<String> {
         failures.push("a definition with errors must declare no units".into());
     }
     failures
+}
+
+/// How assertions name a unit: `NAME`, or `NAME.d/FILE` for a drop-in.
+fn label(u: &UnitDecl) -> String {
+    match &u.dropin {
+        Some(d) => format!("{}.d/{d}", u.name),
+        None => u.name.to_string(),
+    }
 }
 
 #[test]

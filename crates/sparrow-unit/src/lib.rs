@@ -18,10 +18,12 @@
 #![deny(missing_docs)]
 
 mod error;
+mod escape;
 mod name;
 pub mod parse;
 mod render;
 
 pub use error::{NameError, ValueError};
+pub use escape::{escape_path, PathError};
 pub use name::{UnitName, UnitType};
 pub use render::{Section, UnitFile, Value, Word};

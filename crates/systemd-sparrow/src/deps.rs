@@ -73,10 +73,30 @@ pub fn known_units(dirs: &[PathBuf]) -> Option<BTreeSet<String>> {
 /// other generators or by systemd itself).
 pub fn unknown(units: &[Generated], known: &BTreeSet<String>) -> Vec<Diagnostic> {
     let mut have: BTreeSet<&str> = known.iter().map(String::as_str).collect();
-    have.extend(units.iter().map(|u| u.name.as_str()));
+    have.extend(
+        units
+            .iter()
+            .filter(|u| u.dropin.is_none())
+            .map(|u| u.name.as_str()),
+    );
     have.extend(BUILT_IN);
     let mut out = Vec::new();
     for u in units {
+        if u.dropin.is_some() && !provided(u.name.as_str(), &have) {
+            out.push(Diagnostic {
+                severity: Severity::Warning,
+                file: u.source.clone(),
+                line: u.line,
+                col: 1,
+                len: 1,
+                message: format!(
+                    "drop-in {}: no unit file on this host provides {} (the drop-in does nothing until one does)",
+                    u.rel_path(),
+                    u.name
+                ),
+                help: suggestion(u.name.as_str(), &have).map(|s| format!("did you mean {s}?")),
+            });
+        }
         let Ok(parsed) = sparrow_unit::parse::parse(&u.text) else {
             continue;
         };

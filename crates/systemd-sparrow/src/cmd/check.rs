@@ -64,9 +64,15 @@ pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> 
         None
     };
     // One summary, after everything, that says what the exit status says.
+    let dropins = report.units.iter().filter(|g| g.dropin.is_some()).count();
     eprintln!(
-        "{} unit(s), {errors} error(s), {warnings} warning(s){}; {} source(s) skipped",
-        report.units.len(),
+        "{} unit(s){}, {errors} error(s), {warnings} warning(s){}; {} source(s) skipped",
+        report.units.len() - dropins,
+        if dropins > 0 {
+            format!(" and {dropins} drop-in(s)")
+        } else {
+            String::new()
+        },
         findings.map_or(String::new(), |n| format!(
             ", {n} finding(s) of systemd-analyze verify"
         )),
@@ -114,7 +120,13 @@ fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow
         Some(root) => {
             let dir = root.join("etc/systemd/system");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let names = report.units.iter().map(|g| g.name.to_string());
+            // Drop-ins are written too (they apply to the units beside
+            // them); only whole units are named for verification.
+            let names = report
+                .units
+                .iter()
+                .filter(|g| g.dropin.is_none())
+                .map(|g| g.name.to_string());
             (
                 dir,
                 std::iter::once(format!("--root={}", root.display()))
@@ -128,6 +140,7 @@ fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow
             let files = report
                 .units
                 .iter()
+                .filter(|g| g.dropin.is_none())
                 .map(|g| dir.join(g.name.as_str()).display().to_string());
             (dir.clone(), files.collect())
         }

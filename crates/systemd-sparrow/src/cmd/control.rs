@@ -45,8 +45,72 @@ fn decisions(ds: &[Decision]) -> String {
         .collect()
 }
 
+/// The drop-ins the generator wrote for units shipped elsewhere, with the
+/// definition each came from (its `# Drop-in from` line): the daemon does
+/// not manage them, so they are read from the generator's directories.
+fn generated_dropins(unit: Option<&str>) -> Vec<(String, String)> {
+    let env = |k: &str| std::env::var(k).ok();
+    let normal = sparrow_source::paths::generator_dir(sparrow_source::paths::Mode::System, &env);
+    let mut early = normal.clone().into_os_string();
+    early.push(".early");
+    let mut out = Vec::new();
+    for dir in [normal, std::path::PathBuf::from(early)] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(target) = name.strip_suffix(".d") else {
+                continue;
+            };
+            if unit.is_some_and(|u| u != target) {
+                continue;
+            }
+            for f in std::fs::read_dir(e.path())
+                .into_iter()
+                .flatten()
+                .filter_map(Result::ok)
+            {
+                let file = f.file_name().to_string_lossy().into_owned();
+                if !file.starts_with("50-sparrow-") {
+                    continue;
+                }
+                let from = sparrow_source::read_source(&f.path(), sparrow_source::Owners::Any)
+                    .ok()
+                    .and_then(|t| {
+                        t.text
+                            .lines()
+                            .find_map(|l| l.strip_prefix("# Drop-in from ").map(str::to_string))
+                    })
+                    .unwrap_or_default();
+                out.push((format!("{name}/{file}"), from));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn status(unit: Option<String>, json: bool) -> anyhow::Result<u8> {
-    let resp = ask(Request::Status { unit })?;
+    let dropins = generated_dropins(unit.as_deref());
+    let print_dropins = || {
+        if !dropins.is_empty() {
+            println!(
+                "\ndrop-ins from definitions (written by the generator, not managed at runtime):"
+            );
+            for (path, from) in &dropins {
+                println!("  {path} from {from}");
+            }
+        }
+    };
+    let resp = match ask(Request::Status { unit }) {
+        Ok(r) => r,
+        Err(e) if !json => {
+            print_dropins();
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&resp)?);
         return Ok(0);
@@ -90,6 +154,7 @@ pub fn status(unit: Option<String>, json: bool) -> anyhow::Result<u8> {
             pattern(p);
         }
     }
+    print_dropins();
     Ok(0)
 }
 

@@ -45,7 +45,7 @@ pub fn run(
     let mut new = Tree::default();
     for g in &report.units {
         let base = if g.early { &early } else { &normal };
-        new.files.insert(base.join(g.name.as_str()), g.text.clone());
+        new.files.insert(base.join(g.rel_path()), g.text.clone());
         for (sub, link, target) in write::install_links(&g.name, &g.install).0 {
             new.links
                 .insert(base.join(sub).join(link), PathBuf::from(target));
@@ -139,6 +139,11 @@ fn read_tree(dir: &Path, tree: &mut Tree) {
                 let p2 = e2.path();
                 if let Ok(t) = fs::read_link(&p2) {
                     tree.links.insert(p2, t);
+                } else if let Ok(t) = read_source(&p2, Owners::Any) {
+                    // A drop-in (`UNIT.d/50-sparrow-x.conf`) we wrote.
+                    if t.text.lines().next() == Some(&format!("# {HEADER}")) {
+                        tree.files.insert(p2, t.text);
+                    }
                 }
             }
         } else if let Ok(t) = read_source(&p, Owners::Any) {

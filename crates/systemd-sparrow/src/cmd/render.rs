@@ -29,12 +29,15 @@ pub fn run(paths: &[PathBuf], output: Option<&Path>, user: bool) -> anyhow::Resu
             if let Some(e) = errors.first() {
                 anyhow::bail!("writing {}: {}", e.path.display(), e.error);
             }
-            let n = report.units.len();
-            eprintln!(
-                "wrote {n} unit{} to {}",
-                if n == 1 { "" } else { "s" },
-                dir.display()
-            );
+            let dropins = report.units.iter().filter(|g| g.dropin.is_some()).count();
+            let n = report.units.len() - dropins;
+            let plural = |n: usize| if n == 1 { "" } else { "s" };
+            let extra = if dropins > 0 {
+                format!(" and {dropins} drop-in{}", plural(dropins))
+            } else {
+                String::new()
+            };
+            eprintln!("wrote {n} unit{}{extra} to {}", plural(n), dir.display());
         }
         None => {
             let mut out = std::io::stdout().lock();
@@ -42,7 +45,7 @@ pub fn run(paths: &[PathBuf], output: Option<&Path>, user: bool) -> anyhow::Resu
                 if i > 0 {
                     writeln!(out)?;
                 }
-                write!(out, "# {}\n{}", g.name, g.text)?;
+                write!(out, "# {}\n{}", g.rel_path(), g.text)?;
             }
         }
     }
