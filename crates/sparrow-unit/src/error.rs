@@ -61,7 +61,10 @@ pub enum ValueError {
     /// Environment variable names are `[A-Za-z_][A-Za-z0-9_]*`.
     #[error("{0:?} is not a valid environment variable name")]
     BadEnvName(String),
-    /// A token in a space-separated list contains a space or is empty.
-    #[error("list item {0:?} is empty or contains whitespace")]
+    /// A token in a space-separated list is empty, contains a space, or a
+    /// backslash other than a `\xHH` escape.
+    #[error(
+        "list item {0:?} is empty, contains whitespace, or a backslash that is not a \\xHH escape"
+    )]
     BadListItem(String),
 }

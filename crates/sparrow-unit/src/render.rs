@@ -260,6 +260,29 @@ fn check_line(s: &str) -> Result<(), ValueError> {
     Ok(())
 }
 
+/// Escaped unit names carry `\xHH` (`mnt-a\x20b.mount`), which systemd
+/// keeps as written in lists; any other backslash could join lines or be
+/// read as another escape, so it is refused.
+fn backslashes_are_hex_escapes(item: &str) -> bool {
+    let b = item.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            let hex = b.len() > i + 3
+                && b[i + 1] == b'x'
+                && b[i + 2].is_ascii_hexdigit()
+                && b[i + 3].is_ascii_hexdigit();
+            if !hex {
+                return false;
+            }
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 fn render_value(value: &Value) -> Result<String, ValueError> {
     match value {
         Value::Text(s) => {
@@ -281,7 +304,10 @@ fn render_value(value: &Value) -> Result<String, ValueError> {
             let mut out = String::new();
             for item in items {
                 check_chars(item)?;
-                if item.is_empty() || item.chars().any(char::is_whitespace) || item.contains('\\') {
+                if item.is_empty()
+                    || item.chars().any(char::is_whitespace)
+                    || !backslashes_are_hex_escapes(item)
+                {
                     return Err(ValueError::BadListItem(item.clone()));
                 }
                 if !out.is_empty() {
@@ -486,6 +512,14 @@ mod tests {
             "a.service b.target"
         );
         assert_eq!(one(l(&["a b"])), Err(ValueError::BadListItem("a b".into())));
+        assert_eq!(one(l(&["mnt-a\\x20b.mount"])).unwrap(), "mnt-a\\x20b.mount");
+        for bad in ["a\\", "a\\nb", "a\\x2", "a\\xzz"] {
+            assert_eq!(
+                one(l(&[bad])),
+                Err(ValueError::BadListItem(bad.into())),
+                "{bad}"
+            );
+        }
         assert_eq!(one(l(&[])), Err(ValueError::Empty));
     }
 

@@ -116,8 +116,13 @@ pub fn unknown(units: &[Generated], known: &BTreeSet<String>) -> Vec<Diagnostic>
                     col: 1,
                     len: 1,
                     message: format!(
-                        "{}: {directive}={name}, but no unit file on this host provides {name} (systemd ignores it)",
-                        u.name
+                        "{}: {directive}={name}, but no unit file on this host provides {name} ({})",
+                        u.name,
+                        if matches!(*directive, "Requires" | "BindsTo" | "Requisite") {
+                            "starting the unit will fail"
+                        } else {
+                            "systemd ignores it"
+                        }
                     ),
                     help: suggestion(name, &have).map(|s| format!("did you mean {s}?")),
                 });
