@@ -25,6 +25,9 @@ pub enum Command {
         /// Use the user search path.
         #[arg(long)]
         user: bool,
+        /// Units as JSON on stdout; diagnostics as JSON Lines on stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Check definitions and explain every problem; exit 1 on errors.
     Check {
@@ -40,6 +43,11 @@ pub enum Command {
         /// Use the user search path.
         #[arg(long)]
         user: bool,
+        /// The summary as JSON on stdout; diagnostics (and verify's
+        /// findings) as JSON Lines on stderr: file, line, col, severity,
+        /// message, hint.
+        #[arg(long)]
+        json: bool,
     },
     /// Boot a throwaway systemd with the bundled examples and report what
     /// became of them (root only; takes a few seconds).

@@ -66,3 +66,54 @@ pub fn print_refusals(report: &Report) {
         eprintln!("{}: {}", r.path.display(), r.reason);
     }
 }
+
+/// One diagnostic as a JSON object (`--json`): file, line, col (1-based,
+/// 0 when unknown), severity, message, hint.
+pub fn diagnostic_json(d: &sparrow_lang::Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "file": d.file,
+        "line": d.line,
+        "col": d.col,
+        "severity": d.severity.to_string(),
+        "message": d.message,
+        "hint": d.help,
+    })
+}
+
+/// A refused source as an error diagnostic without a position.
+pub fn refusal_diagnostic(r: &Refused) -> sparrow_lang::Diagnostic {
+    sparrow_lang::Diagnostic {
+        severity: sparrow_lang::Severity::Error,
+        file: r.path.clone(),
+        line: 0,
+        col: 0,
+        len: 1,
+        message: r.reason.clone(),
+        help: None,
+    }
+}
+
+/// Diagnostics on stderr as JSON Lines: one object per line, so a reader
+/// can stream them while results go to stdout.
+pub fn print_json_diagnostics<'a>(ds: impl IntoIterator<Item = &'a sparrow_lang::Diagnostic>) {
+    for d in ds {
+        eprintln!("{}", diagnostic_json(d));
+    }
+}
+
+/// A generated unit or drop-in as JSON (`render --json`, `check --json`).
+pub fn unit_json(g: &sparrow_generator::Generated, with_text: bool) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "name": g.name.as_str(),
+        "path": g.rel_path(),
+        "dropin": g.dropin.is_some(),
+        "early": g.early,
+        "source": g.source,
+        "line": g.line,
+        "install": g.install,
+    });
+    if with_text {
+        v["text"] = serde_json::Value::String(g.text.clone());
+    }
+    v
+}

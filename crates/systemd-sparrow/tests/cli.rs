@@ -764,3 +764,83 @@ service("react", #{ type: "oneshot", exec_start: "/bin/true" });
     assert!(err.contains("systemd-analyze verify: clean"), "{err}");
     assert!(err.contains("11 unit(s), 0 error(s)"), "{err}");
 }
+
+/// `--json`: results on stdout as one document, diagnostics on stderr as
+/// JSON Lines with file, line, col, severity, message and hint.
+#[test]
+fn check_and_render_speak_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.sparrow");
+    fs::write(
+        &bad,
+        "service(\"a\", #{ exec_start: \"/bin/true\", memroy_max: 1 });\n",
+    )
+    .unwrap();
+    let good = tmp.path().join("good.sparrow");
+    fs::write(
+        &good,
+        "service(\"b\", #{ exec_start: \"/bin/true\", service_section: #{ NoSuchDirective: 1 } });\ndropin(\"b.service\", #{ nice: 5 });\n",
+    )
+    .unwrap();
+    let o = run(sparrow(tmp.path())
+        .args(["check", "--json", "--verify"])
+        .arg(&bad)
+        .arg(&good));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let diags: Vec<serde_json::Value> = text(&o.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let typo = diags
+        .iter()
+        .find(|d| d["message"] == "unknown key \"memroy_max\"")
+        .unwrap_or_else(|| panic!("{diags:#?}"));
+    assert_eq!(typo["file"], bad.display().to_string());
+    assert_eq!(
+        (typo["line"].as_u64(), typo["col"].as_u64()),
+        (Some(1), Some(42))
+    );
+    assert_eq!(typo["severity"], "error");
+    assert_eq!(typo["hint"], "did you mean \"memory_max\"?");
+    // systemd-analyze's finding, attributed to the definition.
+    let finding = diags
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("NoSuchDirective"))
+        .unwrap_or_else(|| panic!("{diags:#?}"));
+    assert_eq!(finding["file"], good.display().to_string());
+    assert_eq!(finding["line"], 1);
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["ok"], false);
+    assert_eq!(summary["errors"], 1);
+    assert_eq!(summary["verify_findings"], 1);
+    assert_eq!(summary["skipped"][0], bad.display().to_string());
+    let paths: Vec<&str> = summary["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["b.service", "b.service.d/50-sparrow-good.conf"]);
+
+    // render --json carries each unit's text, the same bytes as plain render.
+    let o = run(sparrow(tmp.path()).args(["render", "--json"]).arg(&good));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plain = text(&run(sparrow(tmp.path()).arg("render").arg(&good)).stdout);
+    for u in doc["units"].as_array().unwrap() {
+        let t = u["text"].as_str().unwrap();
+        assert!(
+            plain.contains(&format!("# {}\n{t}", u["path"].as_str().unwrap())),
+            "{plain}"
+        );
+    }
+    assert_eq!(doc["units"][1]["dropin"], true);
+    // Errors as JSON Lines on stderr, nothing but JSON on stdout.
+    let o = run(sparrow(tmp.path()).args(["render", "--json"]).arg(&bad));
+    assert_eq!(o.status.code(), Some(1));
+    let d: serde_json::Value =
+        serde_json::from_str(text(&o.stderr).lines().next().unwrap()).unwrap();
+    assert_eq!(d["severity"], "error");
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["units"].as_array().unwrap().len(), 0);
+}

@@ -5,11 +5,17 @@ use std::process::Command;
 
 use anyhow::Context;
 use sparrow_generator::write;
-use sparrow_lang::Severity;
+use sparrow_lang::{Diagnostic, Severity};
 
 use crate::{common, pretty};
 
-pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> anyhow::Result<u8> {
+pub fn run(
+    paths: &[PathBuf],
+    verify: bool,
+    root: Option<&Path>,
+    user: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
     if let Some(r) = root.filter(|r| !r.is_dir()) {
         anyhow::bail!(
             "--root {}: no such directory (it should hold the system the units are for)",
@@ -28,8 +34,17 @@ pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> 
                 .extend(crate::deps::unknown(&report.units, &known));
         }
     }
-    for d in &report.diagnostics {
-        eprint!("{}", pretty::render(d));
+    if json {
+        let refused: Vec<_> = report
+            .refused
+            .iter()
+            .map(common::refusal_diagnostic)
+            .collect();
+        common::print_json_diagnostics(report.diagnostics.iter().chain(&refused));
+    } else {
+        for d in &report.diagnostics {
+            eprint!("{}", pretty::render(d));
+        }
     }
     // Nothing found on the search path: say where it looked.
     if paths.is_empty()
@@ -43,13 +58,23 @@ pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> 
             .iter()
             .map(|d| d.display().to_string())
             .collect();
-        eprintln!(
+        let message = format!(
             "no definitions found: looked for *.sparrow and *.raku in {}, and for shebang units under {}",
             dirs.join(", "),
             sparrow_source::paths::unit_root(mode, &env).display()
         );
+        if json {
+            eprintln!(
+                "{}",
+                serde_json::json!({ "file": null, "line": 0, "col": 0, "severity": "note", "message": message, "hint": null })
+            );
+        } else {
+            eprintln!("{message}");
+        }
     }
-    common::print_refusals(&report);
+    if !json {
+        common::print_refusals(&report);
+    }
     let count = |s: Severity| {
         report
             .diagnostics
@@ -59,12 +84,32 @@ pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> 
     };
     let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
     let findings = if verify && !report.units.is_empty() {
-        Some(run_verify(&report, root)?)
+        Some(run_verify(&report, root, json)?)
     } else {
         None
     };
-    // One summary, after everything, that says what the exit status says.
+    let failed = !report.all_ok() || findings.unwrap_or(0) > 0;
     let dropins = report.units.iter().filter(|g| g.dropin.is_some()).count();
+    if json {
+        let units: Vec<_> = report
+            .units
+            .iter()
+            .map(|g| common::unit_json(g, false))
+            .collect();
+        let summary = serde_json::json!({
+            "ok": !failed,
+            "units": units,
+            "errors": errors,
+            "warnings": warnings,
+            "notes": count(Severity::Note),
+            "verify_findings": findings,
+            "skipped": report.skipped,
+            "refused": report.refused.iter().map(|r| &r.path).collect::<Vec<_>>(),
+        });
+        println!("{summary:#}");
+        return Ok(u8::from(failed));
+    }
+    // One summary, after everything, that says what the exit status says.
     eprintln!(
         "{} unit(s){}, {errors} error(s), {warnings} warning(s){}; {} source(s) skipped",
         report.units.len() - dropins,
@@ -78,16 +123,25 @@ pub fn run(paths: &[PathBuf], verify: bool, root: Option<&Path>, user: bool) -> 
         )),
         report.skipped.len() + report.refused.len(),
     );
-    Ok(u8::from(!report.all_ok() || findings.unwrap_or(0) > 0))
+    Ok(u8::from(failed))
 }
 
 /// systemd-analyze's lines about the units written to `dir`, pointed at
 /// the definitions they came from (`FILE:LINE (UNIT): ...`) instead of the
 /// temporary copies.
-fn attribute(text: &str, units: &[sparrow_generator::Generated], dir: &Path) -> Vec<String> {
+fn attribute(text: &str, units: &[sparrow_generator::Generated], dir: &Path) -> Vec<Diagnostic> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
+            let found = |u: &sparrow_generator::Generated, message: String| Diagnostic {
+                severity: Severity::Error,
+                file: u.source.clone(),
+                line: u.line,
+                col: 0,
+                len: 1,
+                message,
+                help: None,
+            };
             for u in units {
                 let src = format!("{}:{}", u.source.display(), u.line);
                 let path = dir.join(u.name.as_str()).display().to_string();
@@ -97,24 +151,39 @@ fn attribute(text: &str, units: &[sparrow_generator::Generated], dir: &Path) -> 
                     .and_then(|r| r.split_once(':'))
                     .filter(|(n, _)| n.parse::<usize>().is_ok())
                 {
-                    return format!("{src}: {} (line {n} of the unit):{rest}", u.name);
+                    return found(
+                        u,
+                        format!("{src}: {} (line {n} of the unit):{rest}", u.name),
+                    );
                 }
                 if line.contains(&path) {
-                    return line.replace(&path, &format!("{src} ({})", u.name));
+                    return found(u, line.replace(&path, &format!("{src} ({})", u.name)));
                 }
                 // `UNIT: message`.
                 if let Some(rest) = line.strip_prefix(&format!("{}:", u.name)) {
-                    return format!("{src}: {}:{rest}", u.name);
+                    return found(u, format!("{src}: {}:{rest}", u.name));
                 }
             }
-            line.to_string()
+            Diagnostic {
+                severity: Severity::Error,
+                file: PathBuf::new(),
+                line: 0,
+                col: 0,
+                len: 1,
+                message: line.to_string(),
+                help: None,
+            }
         })
         .collect()
 }
 
 /// Writes the units where `systemd-analyze verify` can load them, runs it,
 /// prints its findings and returns how many there were.
-fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow::Result<usize> {
+fn run_verify(
+    report: &sparrow_generator::Report,
+    root: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<usize> {
     let tmp;
     let (dir, args): (PathBuf, Vec<String>) = match root {
         Some(root) => {
@@ -158,8 +227,12 @@ fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow
         .context("running systemd-analyze (install the systemd package)")?;
     let text = String::from_utf8_lossy(&out.stderr);
     let findings = attribute(&text, &report.units, &dir);
-    for f in &findings {
-        eprintln!("{f}");
+    if json {
+        common::print_json_diagnostics(&findings);
+    } else {
+        for f in &findings {
+            eprintln!("{}", f.message);
+        }
     }
     // verify can print warnings and still exit 0; any output is a finding,
     // and a failure without output is one too.
@@ -168,13 +241,15 @@ fn run_verify(report: &sparrow_generator::Report, root: Option<&Path>) -> anyhow
     } else {
         findings.len()
     };
-    eprintln!(
-        "systemd-analyze verify: {}",
-        if n == 0 {
-            "clean".to_string()
-        } else {
-            format!("{n} finding(s)")
-        }
-    );
+    if !json {
+        eprintln!(
+            "systemd-analyze verify: {}",
+            if n == 0 {
+                "clean".to_string()
+            } else {
+                format!("{n} finding(s)")
+            }
+        );
+    }
     Ok(n)
 }
