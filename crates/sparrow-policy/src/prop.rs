@@ -87,6 +87,15 @@ impl Prop {
         }
     }
 
+    /// The unit-file directive, which is what an administrator knows it by
+    /// (`CPUQuota`, where D-Bus says `CPUQuotaPerSecUSec`): used in logs.
+    pub fn directive(self) -> &'static str {
+        match self {
+            Prop::CpuQuota => "CPUQuota",
+            other => other.dbus_name(),
+        }
+    }
+
     fn is_memory(self) -> bool {
         matches!(
             self,

@@ -28,6 +28,10 @@ pub static EXAMPLES: &[(&str, &str)] = &[
         include_str!("../../../examples/fleet.sparrow"),
     ),
     (
+        "hardened.sparrow",
+        include_str!("../../../examples/hardened.sparrow"),
+    ),
+    (
         "healing.sparrow",
         include_str!("../../../examples/healing.sparrow"),
     ),
@@ -42,6 +46,10 @@ pub static EXAMPLES: &[(&str, &str)] = &[
     (
         "pressure.sparrow",
         include_str!("../../../examples/pressure.sparrow"),
+    ),
+    (
+        "site.sparrow",
+        include_str!("../../../examples/site.sparrow"),
     ),
     (
         "sized-by-host.sparrow",

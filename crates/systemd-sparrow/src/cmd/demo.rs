@@ -66,7 +66,7 @@ pub fn run() -> anyhow::Result<u8> {
     // .wants/ links start (a template itself has no state to show).
     let listing = lab.sh(
         "cd /run/systemd && { find generator generator.early -maxdepth 1 -type f; find generator generator.early -mindepth 2 -maxdepth 2 -path '*.wants/*'; } 2>/dev/null \
-         | sed 's|.*/||' | grep -E '\\.(service|timer)$' | grep -v '@\\.' | sort -u",
+         | sed 's|.*/||' | grep -E '\\.(service|timer|socket|path|target|mount|automount)$' | grep -v '@\\.' | sort -u",
     )?;
     let mut rows: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
     for unit in listing.stdout.lines() {
@@ -124,6 +124,19 @@ pub fn run() -> anyhow::Result<u8> {
         "\n$ systemctl cat webapp.service\n{}",
         cat.stdout.trim_end()
     );
+    let dropins = lab.sh("cd /run/systemd/generator && ls -d *.d/50-sparrow-* 2>/dev/null")?;
+    for d in dropins.stdout.lines() {
+        let unit = d.split(".d/").next().unwrap_or(d);
+        let active = lab.prop(unit, "DropInPaths").unwrap_or_default();
+        println!(
+            "drop-in {d}: {}",
+            if active.contains(d) {
+                format!("merged into {unit} (systemctl show -p DropInPaths)")
+            } else {
+                format!("not seen by systemd for {unit}")
+            }
+        );
+    }
     live_adjustment(&lab)?;
     heal_and_recover(&lab)?;
     pressure_adapts(&lab)?;
@@ -190,6 +203,7 @@ fn live_adjustment(lab: &Lab) -> anyhow::Result<()> {
     // The daemon starts at boot (the lab's first boot enables units by
     // preset), so its changes are read from its journal.
     let mut log = String::new();
+    waiting("systemd-sparrowd's first evaluation of adaptive-api.service");
     let waited = lab.wait_for(
         "systemd-sparrowd to adjust adaptive-api.service",
         Duration::from_secs(20),
@@ -199,16 +213,23 @@ fn live_adjustment(lab: &Lab) -> anyhow::Result<()> {
         },
     );
     let after = lab.show(unit, &["MemoryMax", "CPUQuotaPerSecUSec"])?;
+    // In the unit-file spelling an administrator writes, not D-Bus's.
+    let mem = after["MemoryMax"]
+        .parse::<u64>()
+        .map_or(after["MemoryMax"].clone(), sparrow_lang::value::render_size);
+    let quota = after["CPUQuotaPerSecUSec"]
+        .strip_suffix("ms")
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .map_or(after["CPUQuotaPerSecUSec"].clone(), |ms| {
+            format!("{}%", ms / 10.0)
+        });
     match waited {
         Ok(()) => {
             println!("systemd-sparrowd resized {unit} while it ran (its journal):");
             for l in log.lines().filter(|l| l.contains("->")) {
                 println!("  {l}");
             }
-            println!(
-                "now: MemoryMax={} CPUQuotaPerSecUSec={} (systemctl show)",
-                after["MemoryMax"], after["CPUQuotaPerSecUSec"]
-            );
+            println!("now: MemoryMax={mem} CPUQuota={quota} (systemctl show)");
         }
         Err(e) => println!("no live adjustment seen: {e}"),
     }
@@ -254,6 +275,7 @@ healing.service did not become healthy: {e}"
 $ rm /run/healing/health"
     );
     lab.exec(&["rm", "-f", "/run/healing/health"])?;
+    waiting("two failed health checks and the daemon's restart");
     let restarted = lab.wait_for("a restart", Duration::from_secs(20), |lab| {
         let now = lab.prop(unit, "MainPID")?;
         Ok((now != pid && now != "0", now))
@@ -301,6 +323,7 @@ fn pressure_adapts(lab: &Lab) -> anyhow::Result<()> {
         lab.prop(unit, "CPUWeight")?
     );
     lab.exec(&["systemctl", "start", unit])?;
+    waiting("CPU pressure to build up and the kernel trigger to fire");
     let changed = lab.wait_for("the pressure response", Duration::from_secs(30), |lab| {
         let w = lab.prop(unit, "CPUWeight")?;
         Ok((w == "20", format!("CPUWeight={w}")))
@@ -324,4 +347,9 @@ fn pressure_adapts(lab: &Lab) -> anyhow::Result<()> {
     );
     lab.exec(&["systemctl", "stop", unit])?;
     Ok(())
+}
+
+/// Says on stderr what the demo is waiting for, so the pause has a reason.
+fn waiting(what: &str) {
+    eprintln!("(waiting for {what} ...)");
 }

@@ -312,11 +312,11 @@ impl Resources {
                         unit: Some(unit.clone()),
                         message: format!(
                             "{unit}: {} {old_s} -> {new_s} ({})",
-                            prop.dbus_name(),
+                            prop.directive(),
                             c.reason
                         ),
                         fields: vec![
-                            ("PROPERTY", prop.dbus_name().to_string()),
+                            ("PROPERTY", prop.directive().to_string()),
                             ("OLD", old_s.clone()),
                             ("NEW", new_s.clone()),
                             ("REASON", c.reason.clone()),
