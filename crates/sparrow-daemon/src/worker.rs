@@ -104,6 +104,10 @@ pub struct CallReply {
     /// The environment a pattern check returned (`None`: it returned none).
     #[serde(default)]
     pub environment: Option<BTreeMap<String, String>>,
+    /// The string an `on_failure` closure returned, if any: `"restart"`,
+    /// `"alert"` or `"none"` make the daemon do that.
+    #[serde(default)]
+    pub action: Option<String>,
     /// The process's Raku worker, when it has one.
     #[serde(default)]
     pub raku: Option<sparrow_raku::resident::Health>,
@@ -273,6 +277,7 @@ pub fn serve() -> u8 {
                 };
                 let start = Instant::now();
                 let limit = Duration::from_millis(limit_ms);
+                let mut action = None;
                 let (result, props, environment) = match what {
                     CallWhat::Kernel => {
                         match kernel_call(loader, closures.get(&unit), &unit, arg, limit) {
@@ -286,17 +291,19 @@ pub fn serve() -> u8 {
                             Err(e) => (Err(e), Vec::new(), None),
                         }
                     }
-                    _ => (
-                        health_call(loader, closures.get(&unit), &unit, what, arg, limit_ms),
-                        Vec::new(),
-                        None,
-                    ),
+                    _ => {
+                        let r =
+                            health_call(loader, closures.get(&unit), &unit, what, arg, limit_ms);
+                        let r = r.map(|word| action = word);
+                        (r, Vec::new(), None)
+                    }
                 };
                 let logs = std::mem::take(&mut *logs.lock().unwrap_or_else(|p| p.into_inner()))
                     .into_iter()
                     .map(|(_, m)| m)
                     .collect();
                 chan.send(&CallReply {
+                    action,
                     result,
                     logs,
                     took_us: start.elapsed().as_micros() as u64,
@@ -314,7 +321,9 @@ pub fn serve() -> u8 {
     }
 }
 
-/// Calls a unit's `check` or `on_failure` closure.
+/// Calls a unit's `check` or `on_failure` closure; for `on_failure`, the
+/// string it returned, if any (the daemon acts on `"restart"`, `"alert"`
+/// and `"none"`; other values are what its last line happened to give).
 fn health_call(
     loader: &Loader,
     closures: Option<&UnitClosures>,
@@ -322,7 +331,7 @@ fn health_call(
     what: CallWhat,
     arg: Option<serde_json::Value>,
     limit_ms: u64,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let closure = match what {
         CallWhat::Check => closures.and_then(|c| c.check.as_ref()),
         CallWhat::OnFailure => closures.and_then(|c| c.on_failure.as_ref()),
@@ -337,7 +346,8 @@ fn health_call(
         Ok(v) if v.as_bool() == Ok(false) && what == CallWhat::Check => {
             Err(format!("{}: the check returned false", closure.place()))
         }
-        Ok(_) => Ok(()),
+        Ok(v) if what == CallWhat::OnFailure => Ok(v.into_string().ok()),
+        Ok(_) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -61,9 +61,12 @@ service("probed", #{
             true
         },
         interval: "1s", failure_threshold: 1,
+        restart_budget: #{ max: 1, within: "10m" },
+        // Its last value names what the daemon does next.
         on_failure: |event| {
             log(`on_failure: ${event.unit} ${event.check} after ${event.failures}`);
             alert(`the probe of ${event.unit} failed`, "warning");
+            "restart"
         },
     },
 });
@@ -192,6 +195,16 @@ fn a_failing_check_restarts_within_the_budget_alerts_once_and_recovers() {
         Ok((j.contains("on_failure: probed.service check after 1"), j))
     })
     .unwrap();
+    // It returned "restart": the daemon restarted it, within its budget.
+    lab.wait_for("the restart on_failure asked for", secs(10), |lab| {
+        let j = lab.journal(&["-u", "systemd-sparrowd.service"]).unwrap();
+        Ok((
+            j.contains("restarting probed.service (restart 1 of at most 1")
+                && j.contains("its on_failure closure said \"restart\""),
+            j,
+        ))
+    })
+    .unwrap();
 
     // No more restarts while it keeps failing, even across a daemon restart
     // (the budget is crash-only state), and still exactly one alert.
@@ -221,7 +234,7 @@ fn a_failing_check_restarts_within_the_budget_alerts_once_and_recovers() {
     // above may have let a second through).
     let from_closure: Vec<_> = all
         .iter()
-        .filter(|a| a["unit"] == "probed.service")
+        .filter(|a| a["unit"] == "probed.service" && a["check"] == "alert()")
         .collect();
     assert!((1..=2).contains(&from_closure.len()), "{all:?}");
     assert_eq!(from_closure[0]["check"], "alert()");

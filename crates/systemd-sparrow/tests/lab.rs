@@ -276,7 +276,10 @@ fn the_demo_boots_the_examples_and_reports() {
     // The other kinds, and a drop-in systemd merged into a unit it ships.
     assert!(row("echo.socket").contains("active (listening)"), "{out}");
     assert!(row("rotate-now.path").contains("active (waiting)"), "{out}");
-    assert!(row("var-cache-site.mount").contains("active (mounted)"), "{out}");
+    assert!(
+        row("var-cache-site.mount").contains("active (mounted)"),
+        "{out}"
+    );
     assert!(row("site.target").contains("active (active)"), "{out}");
     assert!(
         out.contains("drop-in systemd-journald.service.d/50-sparrow-site.conf: merged into systemd-journald.service"),
@@ -286,7 +289,10 @@ fn the_demo_boots_the_examples_and_reports() {
     assert!(!out.contains("PerSecUSec"), "{out}");
     assert!(out.contains("now: MemoryMax=1G CPUQuota=50%"), "{out}");
     // Every pause says what it waits for.
-    assert!(err.contains("(waiting for two failed health checks"), "{err}");
+    assert!(
+        err.contains("(waiting for two failed health checks"),
+        "{err}"
+    );
     assert!(
         row("nginx.service").contains("its program is not installed in the lab"),
         "{out}"

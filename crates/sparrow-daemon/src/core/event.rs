@@ -136,6 +136,9 @@ pub enum Event {
         result: Result<(), String>,
         /// What it `log()`ged.
         logs: Vec<String>,
+        /// The string it returned, if any (`"restart"`, `"alert"` and
+        /// `"none"` are acted on).
+        action: Option<String>,
     },
     /// Closures called `alert()`.
     Alerts(Vec<crate::alert::Alert>),

@@ -179,7 +179,16 @@ impl Health {
             Some(unit),
             &format!("{unit} is unhealthy: {why}"),
         );
-        match p.spec.on_failure {
+        let action = p.spec.on_failure;
+        self.act(unit, action, why, cx);
+    }
+
+    /// Does what `on_failure` (or the word its closure returned) says.
+    fn act(&mut self, unit: &str, action: FailureAction, why: String, cx: &mut Cx) {
+        let Some(p) = slot(&self.index, &mut self.units, unit) else {
+            return;
+        };
+        match action {
             FailureAction::Nothing => {}
             FailureAction::Alert => {
                 // A flapping unit alerts once per window, not once per flap.
@@ -436,7 +445,12 @@ impl Feature for Health {
                     );
                 }
             }
-            Event::OnFailureDone { unit, result, logs } => {
+            Event::OnFailureDone {
+                unit,
+                result,
+                logs,
+                action,
+            } => {
                 for l in logs {
                     cx.log(Level::Info, Some(&unit), &l);
                 }
@@ -446,6 +460,25 @@ impl Feature for Health {
                         Some(&unit),
                         &format!("the on_failure closure of {unit} failed: {e}"),
                     );
+                }
+                // A closure may end by naming what the daemon should do.
+                let then = match action.as_deref() {
+                    Some("restart") => Some(FailureAction::Restart),
+                    Some("alert") => Some(FailureAction::Alert),
+                    _ => None,
+                };
+                let still = slot(&self.index, &mut self.units, &unit)
+                    .filter(|p| p.check.health == State::Unhealthy)
+                    .map(|p| {
+                        format!(
+                            "its on_failure closure said {:?} after {} failed checks: {}",
+                            action.as_deref().unwrap_or(""),
+                            p.check.failures,
+                            p.check.last_error.as_deref().unwrap_or("?")
+                        )
+                    });
+                if let (Some(then), Some(why)) = (then, still) {
+                    self.act(&unit, then, why, cx);
                 }
             }
             other => return Some(other),

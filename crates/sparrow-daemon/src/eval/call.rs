@@ -67,6 +67,7 @@ impl Call {
                 unit,
                 result: Err(why.to_string()),
                 logs: Vec::new(),
+                action: None,
             },
             Call::Kernel { unit, .. } => Event::Responded {
                 unit,
@@ -92,6 +93,7 @@ impl Call {
             props,
             environment,
             crashed,
+            action,
             ..
         } = reply;
         let evaluated = |unit: String, props: Vec<_>, woke_us: Option<u64>| {
@@ -140,6 +142,12 @@ impl Call {
                 }
                 out
             }
+            (Call::OnFailure { unit, .. }, result) => vec![Event::OnFailureDone {
+                unit,
+                result,
+                logs,
+                action,
+            }],
             (call, result) => vec![call.ran(took, result, logs)],
         }
     }
@@ -151,7 +159,12 @@ impl Call {
                 seq,
                 outcome: crate::core::outcome(took.as_millis() as u64, result),
             },
-            Call::OnFailure { unit, .. } => Event::OnFailureDone { unit, result, logs },
+            Call::OnFailure { unit, .. } => Event::OnFailureDone {
+                unit,
+                result,
+                logs,
+                action: None,
+            },
             Call::Kernel { unit, .. } => Event::Responded {
                 unit,
                 result: result.map(|()| 0),
@@ -179,6 +192,7 @@ impl Proc {
             alerts: Vec::new(),
             props: Vec::new(),
             environment: None,
+            action: None,
             raku: None,
             crashed: true,
         };

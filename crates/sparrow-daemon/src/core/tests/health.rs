@@ -509,3 +509,49 @@ fn probes_due_within_a_hundredth_of_their_interval_go_together() {
     assert_eq!(t.core.next_wake(), Some(start + 1_011));
     assert_eq!(probed(t.tick()), ["d.service"]);
 }
+
+/// An `on_failure` closure that returns `"restart"` or `"alert"` has the
+/// daemon do that, within the same budget; any other value does nothing,
+/// and neither does a word that comes back after the unit is healthy again.
+#[test]
+fn an_on_failure_closure_may_name_the_action() {
+    let done = |t: &mut T, word: Option<&str>| {
+        t.ev(Event::OnFailureDone {
+            unit: API.into(),
+            result: Ok(()),
+            logs: vec!["paged the on-call".into()],
+            action: word.map(String::from),
+        })
+    };
+    let mut t = T::new(Persisted::default(), None);
+    t.boot(vec![health_spec(FailureAction::Closure)]);
+    let a = t.fail_until_edge();
+    assert_eq!(restarts(&a), 0, "the closure decides");
+    let a = done(&mut t, Some("restart"));
+    assert_eq!(restarts(&a), 1, "{a:?}");
+    assert_eq!(t.health().restarts, 1);
+    assert!(saved(&a).is_some(), "the budget is spent and persisted");
+
+    let mut t = T::new(Persisted::default(), None);
+    t.boot(vec![health_spec(FailureAction::Closure)]);
+    t.fail_until_edge();
+    let a = done(&mut t, Some("alert"));
+    assert_eq!((restarts(&a), alerts(&a).len()), (0, 1), "{a:?}");
+
+    for word in [None, Some("none"), Some("restrat"), Some("ok")] {
+        let mut t = T::new(Persisted::default(), None);
+        t.boot(vec![health_spec(FailureAction::Closure)]);
+        t.fail_until_edge();
+        let a = done(&mut t, word);
+        assert_eq!((restarts(&a), alerts(&a).len()), (0, 0), "{word:?}: {a:?}");
+    }
+
+    // Healthy again before the closure answered: nothing to restart.
+    let mut t = T::new(Persisted::default(), None);
+    t.boot(vec![health_spec(FailureAction::Closure)]);
+    t.fail_until_edge();
+    let seq = t.until_probe();
+    t.probed(seq, true);
+    let a = done(&mut t, Some("restart"));
+    assert_eq!(restarts(&a), 0, "{a:?}");
+}
