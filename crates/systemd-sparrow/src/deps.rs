@@ -81,21 +81,27 @@ pub fn unknown(units: &[Generated], known: &BTreeSet<String>) -> Vec<Diagnostic>
     );
     have.extend(BUILT_IN);
     let mut out = Vec::new();
+    // A warning about `u` for a missing `name`, with the close one.
+    let missing = |u: &Generated, name: &str, message: String| Diagnostic {
+        severity: Severity::Warning,
+        file: u.source.clone(),
+        line: u.line,
+        col: 1,
+        len: 1,
+        message,
+        help: suggestion(name, &have).map(|s| format!("did you mean {s}?")),
+    };
     for u in units {
         if u.dropin.is_some() && !provided(u.name.as_str(), &have) {
-            out.push(Diagnostic {
-                severity: Severity::Warning,
-                file: u.source.clone(),
-                line: u.line,
-                col: 1,
-                len: 1,
-                message: format!(
+            out.push(missing(
+                u,
+                u.name.as_str(),
+                format!(
                     "drop-in {}: no unit file on this host provides {} (the drop-in does nothing until one does)",
                     u.rel_path(),
                     u.name
                 ),
-                help: suggestion(u.name.as_str(), &have).map(|s| format!("did you mean {s}?")),
-            });
+            ));
         }
         let Ok(parsed) = sparrow_unit::parse::parse(&u.text) else {
             continue;
@@ -109,23 +115,19 @@ pub fn unknown(units: &[Generated], known: &BTreeSet<String>) -> Vec<Diagnostic>
                 if provided(name, &have) || !checked_kind(name) {
                     continue;
                 }
-                out.push(Diagnostic {
-                    severity: Severity::Warning,
-                    file: u.source.clone(),
-                    line: u.line,
-                    col: 1,
-                    len: 1,
-                    message: format!(
-                        "{}: {directive}={name}, but no unit file on this host provides {name} ({})",
-                        u.name,
-                        if matches!(*directive, "Requires" | "BindsTo" | "Requisite") {
-                            "starting the unit will fail"
-                        } else {
-                            "systemd ignores it"
-                        }
+                let effect = if matches!(*directive, "Requires" | "BindsTo" | "Requisite") {
+                    "starting the unit will fail"
+                } else {
+                    "systemd ignores it"
+                };
+                out.push(missing(
+                    u,
+                    name,
+                    format!(
+                        "{}: {directive}={name}, but no unit file on this host provides {name} ({effect})",
+                        u.name
                     ),
-                    help: suggestion(name, &have).map(|s| format!("did you mean {s}?")),
-                });
+                ));
             }
         }
     }
