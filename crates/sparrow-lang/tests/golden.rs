@@ -306,3 +306,26 @@ fn golden() {
     }
     assert!(report.is_empty(), "golden failures:\n{report}");
 }
+
+/// Every key of the table is exercised by some golden fixture.
+#[test]
+fn every_key_has_a_golden() {
+    let mut all = String::new();
+    for e in std::fs::read_dir(golden_dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|e| e == "sparrow") {
+            all.push_str(&std::fs::read_to_string(&p).unwrap());
+        }
+    }
+    let missing: Vec<&str> = sparrow_lang::keys::KEYS
+        .iter()
+        .filter(|k| {
+            !std::iter::once(k.name)
+                .chain(k.aliases.iter().copied())
+                .flat_map(|n| [format!("{n}:"), format!("\"{}\":", n.replace('_', "-"))])
+                .any(|s| all.contains(&s))
+        })
+        .map(|k| k.name)
+        .collect();
+    assert!(missing.is_empty(), "keys without a golden: {missing:?}");
+}
