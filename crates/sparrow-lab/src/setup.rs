@@ -51,12 +51,10 @@ impl Setup {
     }
 
     /// Installs systemd-sparrowd's packaged unit (`packaging/systemd-sparrowd.service`,
-    /// pointed at the lab's binary); start it with `systemctl start systemd-sparrowd`.
+    /// its `ExecStart=` pointed at the lab's binary) in `/etc/systemd/system`;
+    /// start it with `systemctl start systemd-sparrowd`.
     pub fn daemon(self) -> Setup {
-        let unit = include_str!("../../../packaging/systemd-sparrowd.service").replace(
-            "ExecStart=/usr/local/bin/systemd-sparrowd",
-            "ExecStart=/opt/sparrow/bin/systemd-sparrowd",
-        );
+        let unit = daemon_unit("/opt/sparrow/bin/systemd-sparrowd");
         self.unit_file("systemd-sparrowd.service", &unit)
     }
 
@@ -65,6 +63,29 @@ impl Setup {
         self.unit_files.push((name.into(), text.into()));
         self
     }
+}
+
+/// `packaging/systemd-sparrowd.service` with its one `ExecStart=` line
+/// running `exe` (whatever path the package puts there).
+fn daemon_unit(exe: &str) -> String {
+    let text = include_str!("../../../packaging/systemd-sparrowd.service");
+    let mut found = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("ExecStart=") {
+                found += 1;
+                format!("ExecStart={exe}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(
+        found, 1,
+        "packaging/systemd-sparrowd.service: one ExecStart= line"
+    );
+    lines.join("\n") + "\n"
 }
 
 /// The result of a command run inside the lab.
@@ -95,5 +116,22 @@ impl Output {
             self.stderr
         );
         self.stdout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_daemon_unit_runs_the_given_binary() {
+        let unit = super::daemon_unit("/opt/x/systemd-sparrowd");
+        assert!(
+            unit.contains("\nExecStart=/opt/x/systemd-sparrowd\n"),
+            "{unit}"
+        );
+        assert_eq!(unit.matches("ExecStart=").count(), 1, "{unit}");
+        assert!(
+            unit.contains("\n[Install]\nWantedBy=multi-user.target\n"),
+            "{unit}"
+        );
     }
 }
