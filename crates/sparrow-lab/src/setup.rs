@@ -18,6 +18,11 @@ pub struct Setup {
     pub boot_timeout: Duration,
     /// After this the reaper kills the lab whatever the test is doing.
     pub watchdog: Duration,
+    /// A directory laid over the host's `/usr` to make the container's `/usr`
+    /// (read-only overlayfs, this directory on top): the `usr/` of a Debian
+    /// package unpacked with `dpkg-deb -x`, so that systemd finds what the
+    /// package installs where it installs it. The host's `/usr` is not written.
+    pub usr_layer: Option<PathBuf>,
     /// Accept a boot that ends `degraded` (some unit failed), for demos of
     /// definitions whose programs the lab lacks. Tests want `running`.
     pub allow_degraded: bool,
@@ -38,6 +43,7 @@ impl Setup {
             sparrow: None,
             definitions: Vec::new(),
             unit_files: Vec::new(),
+            usr_layer: None,
             boot_timeout: Duration::from_secs(60),
             watchdog: Duration::from_secs(600),
             allow_degraded: false,
@@ -56,6 +62,12 @@ impl Setup {
     pub fn daemon(self) -> Setup {
         let unit = daemon_unit("/opt/sparrow/bin/systemd-sparrowd");
         self.unit_file("systemd-sparrowd.service", &unit)
+    }
+
+    /// Lays `dir` over the host's `/usr` (see [`Setup::usr_layer`]).
+    pub fn usr_layer(mut self, dir: impl Into<PathBuf>) -> Setup {
+        self.usr_layer = Some(dir.into());
+        self
     }
 
     /// Adds a unit file (or shebang unit) before boot.
