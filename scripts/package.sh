@@ -8,7 +8,8 @@
 #   --fast                                  lighter compression
 #   --tools-only                            install cargo-deb if missing, then
 #                                           stop (scripts/test.sh)
-# The .deb lands in $CARGO_TARGET_DIR/debian/ (target/debian/); its path is the
+# The .deb lands in $CARGO_TARGET_DIR/debian/ (target/debian/), another
+# profile's in debian/PROFILE/ (never mistaken for a release); its path is the
 # last line printed. What goes where: [package.metadata.deb] in
 # crates/systemd-sparrow/Cargo.toml.
 set -euo pipefail
@@ -79,8 +80,13 @@ gzip -9n "$gen"/man/*.1
 # Release binaries are stripped by the profile; others here (--strip copies
 # them stripped into the package, the built files stay as they are).
 strip=()
-[ "$profile" = release ] || strip=(--strip)
+debs="$target/debian"
+if [ "$profile" != release ]; then
+    strip=(--strip)
+    debs="$debs/$profile"
+fi
+mkdir -p "$debs"
 deb=$(cargo deb -p systemd-sparrow --no-build --profile "$profile" "${strip[@]}" "${fast[@]}" \
-    --output "$target/debian/")
+    --output "$debs/")
 say "cargo deb: $(since "$t") s"
 echo "$deb"
