@@ -80,8 +80,29 @@ fn package() -> &'static Package {
         // `cargo test --workspace` run this is a no-op; a `cargo build` of
         // just the binaries would not be (dev-dependencies' features differ)
         // and would replace binaries other tests are running.
+        // Without the variables cargo set for running this test: build
+        // scripts that watch one (ring's, CARGO_MANIFEST_DIR) would rebuild.
         let t = std::time::Instant::now();
-        run(Command::new(env!("CARGO"))
+        let mut nested = Command::new(env!("CARGO"));
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k.starts_with("CARGO_PKG_")
+                || k.starts_with("CARGO_BIN_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                    "OUT_DIR",
+                ]
+                .contains(&k.as_ref())
+            {
+                nested.env_remove(k.as_ref());
+            }
+        }
+        run(nested
             .args(["test", "--workspace", "--no-run", "--locked", "--quiet"])
             .env("CARGO_TARGET_DIR", &target)
             .current_dir(workspace()));
