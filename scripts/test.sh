@@ -2,8 +2,9 @@
 # The whole test suite, as CI runs it. Installs what the tests need when run
 # as root (systemd's tools for `systemd-analyze verify`, systemd-container
 # for the lab, rakudo for the Raku comparisons and Raku tasks, the
-# interpreters tasks are written in: python3, perl, ruby), then checks
-# formatting, lints, and runs every test.
+# interpreters tasks are written in: python3, perl, ruby; cargo-deb for the
+# package test, as any user), then checks formatting, lints, and runs every
+# test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,10 @@ if ((${#need[@]})); then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# cargo-deb for the package test (tests/package_lab.rs): about a minute to
+# build on a fresh machine, once.
+bash scripts/package.sh --tools-only
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

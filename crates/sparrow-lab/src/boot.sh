@@ -12,7 +12,13 @@ done
 shift
 # The host does not run systemd; nspawn needs a /run of its own.
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount --bind /usr "$lab/root/usr"
+if [ -n "${SPARROW_LAB_USR_LAYER:-}" ]; then
+    # A package's files laid over the host's /usr: an overlay with lower
+    # layers only is read-only, so neither directory is ever written.
+    mount -t overlay -o ro,lowerdir="$SPARROW_LAB_USR_LAYER":/usr sparrow-lab-usr "$lab/root/usr"
+else
+    mount --bind /usr "$lab/root/usr"
+fi
 # The project's binary where the README's manual install puts it, so that
 # generated hook lines (/usr/local/bin/systemd-sparrow ... hook run) find it.
 # The tmpfs hides the host's /usr/local/bin in this mount namespace only.

@@ -6,7 +6,9 @@
 //! own `/run`. The project's binary is installed inside as the generator and
 //! as `/opt/sparrow/bin/systemd-sparrow`; definitions and unit files are
 //! host directories bound into `/etc/systemd/sparrow` and
-//! `/etc/systemd/system`, so tests edit them from the outside.
+//! `/etc/systemd/system`, so tests edit them from the outside. A package's
+//! unpacked `usr/` can be laid over the host's `/usr` instead (read-only
+//! overlayfs, [`Setup::usr_layer`]), to boot with what it installs.
 //!
 //! Clean-up never depends on the test behaving: a reaper process in its own
 //! session holds a pipe from the test process and, when the pipe closes (the
@@ -164,6 +166,11 @@ impl Lab {
             write_file(&p, text, 0o644)?;
         }
 
+        let usr_layer = match &setup.usr_layer {
+            Some(layer) => Some(usr_layer(layer)?),
+            None => None,
+        };
+
         let console =
             fs::File::create(dir.join("console.log")).map_err(|e| setup_err("console log", e))?;
         let start = Instant::now();
@@ -174,7 +181,8 @@ impl Lab {
                 dir.join(host).display()
             )
         };
-        let nspawn = Command::new("unshare")
+        let mut nspawn = Command::new("unshare");
+        nspawn
             .args([
                 "--mount",
                 "--propagation",
@@ -199,7 +207,11 @@ impl Lab {
                     .try_clone()
                     .map_err(|e| setup_err("console log", e))?,
             )
-            .stderr(console)
+            .stderr(console);
+        if let Some(layer) = &usr_layer {
+            nspawn.env("SPARROW_LAB_USR_LAYER", layer);
+        }
+        let nspawn = nspawn
             .spawn()
             .map_err(|e| setup_err("starting systemd-nspawn", e))?;
         let mut lab = Lab {
@@ -519,6 +531,26 @@ impl Lab {
         let _ = self.nspawn.kill();
         let _ = self.nspawn.wait();
     }
+}
+
+/// `layer` made absolute and checked for overlayfs's `lowerdir=` (a
+/// directory, no `:` or `,` in its path).
+fn usr_layer(layer: &Path) -> Result<PathBuf, LabError> {
+    let abs = fs::canonicalize(layer).map_err(|e| setup_err(&layer.display().to_string(), e))?;
+    if !abs.is_dir() {
+        return Err(LabError::Setup(format!(
+            "the /usr layer {} is not a directory",
+            abs.display()
+        )));
+    }
+    let text = abs.to_str().unwrap_or(":");
+    if text.contains([':', ',']) {
+        return Err(LabError::Setup(format!(
+            "the /usr layer's path {} cannot be an overlayfs lower directory (':' or ',' in it, or not UTF-8)",
+            abs.display()
+        )));
+    }
+    Ok(abs)
 }
 
 impl Drop for Lab {

@@ -18,6 +18,11 @@ pub struct Setup {
     pub boot_timeout: Duration,
     /// After this the reaper kills the lab whatever the test is doing.
     pub watchdog: Duration,
+    /// A directory laid over the host's `/usr` to make the container's `/usr`
+    /// (read-only overlayfs, this directory on top): the `usr/` of a Debian
+    /// package unpacked with `dpkg-deb -x`, so that systemd finds what the
+    /// package installs where it installs it. The host's `/usr` is not written.
+    pub usr_layer: Option<PathBuf>,
     /// Accept a boot that ends `degraded` (some unit failed), for demos of
     /// definitions whose programs the lab lacks. Tests want `running`.
     pub allow_degraded: bool,
@@ -38,6 +43,7 @@ impl Setup {
             sparrow: None,
             definitions: Vec::new(),
             unit_files: Vec::new(),
+            usr_layer: None,
             boot_timeout: Duration::from_secs(60),
             watchdog: Duration::from_secs(600),
             allow_degraded: false,
@@ -51,13 +57,17 @@ impl Setup {
     }
 
     /// Installs systemd-sparrowd's packaged unit (`packaging/systemd-sparrowd.service`,
-    /// pointed at the lab's binary); start it with `systemctl start systemd-sparrowd`.
+    /// its `ExecStart=` pointed at the lab's binary) in `/etc/systemd/system`;
+    /// start it with `systemctl start systemd-sparrowd`.
     pub fn daemon(self) -> Setup {
-        let unit = include_str!("../../../packaging/systemd-sparrowd.service").replace(
-            "ExecStart=/usr/local/bin/systemd-sparrowd",
-            "ExecStart=/opt/sparrow/bin/systemd-sparrowd",
-        );
+        let unit = daemon_unit("/opt/sparrow/bin/systemd-sparrowd");
         self.unit_file("systemd-sparrowd.service", &unit)
+    }
+
+    /// Lays `dir` over the host's `/usr` (see [`Setup::usr_layer`]).
+    pub fn usr_layer(mut self, dir: impl Into<PathBuf>) -> Setup {
+        self.usr_layer = Some(dir.into());
+        self
     }
 
     /// Adds a unit file (or shebang unit) before boot.
@@ -65,6 +75,29 @@ impl Setup {
         self.unit_files.push((name.into(), text.into()));
         self
     }
+}
+
+/// `packaging/systemd-sparrowd.service` with its one `ExecStart=` line
+/// running `exe` (whatever path the package puts there).
+fn daemon_unit(exe: &str) -> String {
+    let text = include_str!("../../../packaging/systemd-sparrowd.service");
+    let mut found = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("ExecStart=") {
+                found += 1;
+                format!("ExecStart={exe}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(
+        found, 1,
+        "packaging/systemd-sparrowd.service: one ExecStart= line"
+    );
+    lines.join("\n") + "\n"
 }
 
 /// The result of a command run inside the lab.
@@ -95,5 +128,22 @@ impl Output {
             self.stderr
         );
         self.stdout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_daemon_unit_runs_the_given_binary() {
+        let unit = super::daemon_unit("/opt/x/systemd-sparrowd");
+        assert!(
+            unit.contains("\nExecStart=/opt/x/systemd-sparrowd\n"),
+            "{unit}"
+        );
+        assert_eq!(unit.matches("ExecStart=").count(), 1, "{unit}");
+        assert!(
+            unit.contains("\n[Install]\nWantedBy=multi-user.target\n"),
+            "{unit}"
+        );
     }
 }

@@ -561,15 +561,16 @@ fn the_examples_cover_the_language() {
 fn the_packaged_daemon_unit_passes_systemd_analyze_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let root = systemd_root(tmp.path());
-    fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+    // Where the Debian package puts the unit and the daemon.
+    fs::create_dir_all(root.join("usr/lib/systemd/system")).unwrap();
     fs::copy(
         repo().join("packaging/systemd-sparrowd.service"),
-        root.join("etc/systemd/system/systemd-sparrowd.service"),
+        root.join("usr/lib/systemd/system/systemd-sparrowd.service"),
     )
     .unwrap();
     for (prog, real) in [
         (
-            "usr/local/bin/systemd-sparrowd",
+            "usr/libexec/systemd-sparrowd",
             env!("CARGO_BIN_EXE_systemd-sparrow"),
         ),
         ("bin/kill", "/bin/kill"),
