@@ -348,10 +348,18 @@ impl Proc {
             specs: Vec::new(),
             problems: self.crashes.clone(),
         };
+        let script = sparrow_isolate::hard_limit(sparrow_lang::WALL_CLOCK);
+        // A Raku source is translated and then loaded into the resident
+        // Raku worker: each may take the bridge's own limit (Raku starts
+        // in about a second, more on a loaded machine).
+        let raku = sparrow_raku::Options::for_writers(&|k: &str| std::env::var(k).ok()).limit;
         for i in list {
-            let r: SourceLoaded = w
-                .recv(sparrow_isolate::hard_limit(sparrow_lang::WALL_CLOCK))
-                .map_err(|f| (Some(i), f))?;
+            let wait = if self.sources[i].source.kind.is_raku() {
+                script + raku * 2
+            } else {
+                script
+            };
+            let r: SourceLoaded = w.recv(wait).map_err(|f| (Some(i), f))?;
             out.specs.extend(r.specs);
             out.problems.extend(r.problems);
         }
