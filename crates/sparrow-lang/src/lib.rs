@@ -45,4 +45,4 @@ pub use host::{
 /// JSON to and from script values (task parameters, hook contexts).
 pub use json::{from_json, to_json};
 pub use limits::{function_names, MAX_OPERATIONS, SYSTEMD_PLUGINS, WALL_CLOCK};
-pub use lower::{Install, UnitDecl, UnitKind, HEADER};
+pub use lower::{Install, UnitDecl, UnitKind, DROPIN_FROM, DROPIN_PREFIX, HEADER};

@@ -110,16 +110,25 @@ fn list_or_nothing(names: Vec<String>) -> Vec<Value> {
     }
 }
 
+/// `text` is an absolute path (after a `-` when `dash`; `~` counts when
+/// `tilde`).
+fn absolute(text: &str, dash: bool, tilde: bool) -> Result<(), Issue> {
+    let body = if dash {
+        text.strip_prefix('-').unwrap_or(text)
+    } else {
+        text
+    };
+    if body.starts_with('/') || (tilde && (body == "~" || body.starts_with("~/"))) {
+        Ok(())
+    } else {
+        Err(Issue::new(format!("{text:?} is not an absolute path")))
+    }
+}
+
 fn path(v: &Dynamic, dash: bool, tilde: bool) -> Result<Value, Issue> {
     let s = value::text(v)?;
-    let body = if dash {
-        s.text.strip_prefix('-').unwrap_or(&s.text)
-    } else {
-        &s.text
-    };
-    let ok = body.starts_with('/') || (tilde && (body == "~" || body.starts_with("~/"))) || s.raw;
-    if !ok {
-        return Err(Issue::new(format!("{:?} is not an absolute path", s.text)));
+    if !s.raw {
+        absolute(&s.text, dash, tilde)?;
     }
     Ok(text_value(s))
 }
@@ -255,7 +264,7 @@ pub(crate) fn static_values(spec: &KeySpec, v: &Dynamic) -> Result<Vec<Value>, I
         },
         Kind::AbsPaths => value::texts(v)?
             .into_iter()
-            .map(|s| path(&Dynamic::from(s.text.clone()), false, false).map(|_| text_value(s)))
+            .map(|s| absolute(&s.text, false, false).map(|()| text_value(s)))
             .collect(),
         Kind::PathList => {
             let mut items = Vec::new();

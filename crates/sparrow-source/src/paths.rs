@@ -76,6 +76,14 @@ pub fn generator_dir(mode: Mode, env: &dyn Fn(&str) -> Option<String>) -> PathBu
     }
 }
 
+/// The generator's early directory beside its normal one
+/// (`/run/systemd/generator.early`).
+pub fn early_dir(normal: &Path) -> PathBuf {
+    let mut s = normal.as_os_str().to_os_string();
+    s.push(".early");
+    PathBuf::from(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

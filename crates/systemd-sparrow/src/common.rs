@@ -81,7 +81,7 @@ pub fn diagnostic_json(d: &sparrow_lang::Diagnostic) -> serde_json::Value {
 }
 
 /// A refused source as an error diagnostic without a position.
-pub fn refusal_diagnostic(r: &Refused) -> sparrow_lang::Diagnostic {
+fn refusal_diagnostic(r: &Refused) -> sparrow_lang::Diagnostic {
     sparrow_lang::Diagnostic {
         severity: sparrow_lang::Severity::Error,
         file: r.path.clone(),
@@ -94,10 +94,17 @@ pub fn refusal_diagnostic(r: &Refused) -> sparrow_lang::Diagnostic {
 }
 
 /// Diagnostics on stderr as JSON Lines: one object per line, so a reader
-/// can stream them while results go to stdout.
-pub fn print_json_diagnostics<'a>(ds: impl IntoIterator<Item = &'a sparrow_lang::Diagnostic>) {
+/// can stream them while results go to stdout; refused sources are errors
+/// without a position.
+pub fn print_json_diagnostics<'a>(
+    ds: impl IntoIterator<Item = &'a sparrow_lang::Diagnostic>,
+    refused: &[Refused],
+) {
     for d in ds {
         eprintln!("{}", diagnostic_json(d));
+    }
+    for r in refused {
+        eprintln!("{}", diagnostic_json(&refusal_diagnostic(r)));
     }
 }
 

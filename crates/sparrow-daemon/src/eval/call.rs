@@ -142,17 +142,17 @@ impl Call {
                 }
                 out
             }
-            (Call::OnFailure { unit, .. }, result) => vec![Event::OnFailureDone {
-                unit,
-                result,
-                logs,
-                action,
-            }],
-            (call, result) => vec![call.ran(took, result, logs)],
+            (call, result) => vec![call.ran(took, result, logs, action)],
         }
     }
 
-    fn ran(self, took: Duration, result: Result<(), String>, logs: Vec<String>) -> Event {
+    fn ran(
+        self,
+        took: Duration,
+        result: Result<(), String>,
+        logs: Vec<String>,
+        action: Option<String>,
+    ) -> Event {
         match self {
             Call::Check { unit, seq } => Event::Probed {
                 unit,
@@ -163,7 +163,7 @@ impl Call {
                 unit,
                 result,
                 logs,
-                action: None,
+                action,
             },
             Call::Kernel { unit, .. } => Event::Responded {
                 unit,

@@ -258,5 +258,5 @@ pub(super) fn dropin_file_name(
         );
         return None;
     }
-    Some(format!("50-sparrow-{stem}.conf"))
+    Some(format!("{}{stem}.conf", super::DROPIN_PREFIX))
 }

@@ -35,12 +35,7 @@ pub fn run(
         }
     }
     if json {
-        let refused: Vec<_> = report
-            .refused
-            .iter()
-            .map(common::refusal_diagnostic)
-            .collect();
-        common::print_json_diagnostics(report.diagnostics.iter().chain(&refused));
+        common::print_json_diagnostics(&report.diagnostics, &report.refused);
     } else {
         for d in &report.diagnostics {
             eprint!("{}", pretty::render(d));
@@ -228,7 +223,7 @@ fn run_verify(
     let text = String::from_utf8_lossy(&out.stderr);
     let findings = attribute(&text, &report.units, &dir);
     if json {
-        common::print_json_diagnostics(&findings);
+        common::print_json_diagnostics(&findings, &[]);
     } else {
         for f in &findings {
             eprintln!("{}", f.message);

@@ -51,10 +51,9 @@ fn decisions(ds: &[Decision]) -> String {
 fn generated_dropins(unit: Option<&str>) -> Vec<(String, String)> {
     let env = |k: &str| std::env::var(k).ok();
     let normal = sparrow_source::paths::generator_dir(sparrow_source::paths::Mode::System, &env);
-    let mut early = normal.clone().into_os_string();
-    early.push(".early");
+    let early = sparrow_source::paths::early_dir(&normal);
     let mut out = Vec::new();
-    for dir in [normal, std::path::PathBuf::from(early)] {
+    for dir in [normal, early] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
@@ -72,7 +71,7 @@ fn generated_dropins(unit: Option<&str>) -> Vec<(String, String)> {
                 .filter_map(Result::ok)
             {
                 let file = f.file_name().to_string_lossy().into_owned();
-                if !file.starts_with("50-sparrow-") {
+                if !file.starts_with(sparrow_lang::DROPIN_PREFIX) {
                     continue;
                 }
                 let from = sparrow_source::read_source(&f.path(), sparrow_source::Owners::Any)
@@ -80,7 +79,11 @@ fn generated_dropins(unit: Option<&str>) -> Vec<(String, String)> {
                     .and_then(|t| {
                         t.text
                             .lines()
-                            .find_map(|l| l.strip_prefix("# Drop-in from ").map(str::to_string))
+                            .find_map(|l| {
+                                l.strip_prefix("# ")?
+                                    .strip_prefix(sparrow_lang::DROPIN_FROM)
+                            })
+                            .map(str::to_string)
                     })
                     .unwrap_or_default();
                 out.push((format!("{name}/{file}"), from));

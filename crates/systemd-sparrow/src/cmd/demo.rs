@@ -124,7 +124,10 @@ pub fn run() -> anyhow::Result<u8> {
         "\n$ systemctl cat webapp.service\n{}",
         cat.stdout.trim_end()
     );
-    let dropins = lab.sh("cd /run/systemd/generator && ls -d *.d/50-sparrow-* 2>/dev/null")?;
+    let dropins = lab.sh(&format!(
+        "cd /run/systemd/generator && ls -d *.d/{}* 2>/dev/null",
+        sparrow_lang::DROPIN_PREFIX
+    ))?;
     for d in dropins.stdout.lines() {
         let unit = d.split(".d/").next().unwrap_or(d);
         let active = lab.prop(unit, "DropInPaths").unwrap_or_default();

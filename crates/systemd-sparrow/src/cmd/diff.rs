@@ -30,11 +30,7 @@ pub fn run(
     let mode = common::mode(user);
     let env = |k: &str| std::env::var(k).ok();
     let normal = generator_dir.unwrap_or_else(|| paths::generator_dir(mode, &env));
-    let early = early_dir.unwrap_or_else(|| {
-        let mut s = normal.clone().into_os_string();
-        s.push(".early");
-        PathBuf::from(s)
-    });
+    let early = early_dir.unwrap_or_else(|| paths::early_dir(&normal));
     // What a daemon-reload would do: the generator's own owner rule.
     let report = common::evaluate(paths, mode, common::owners(mode, true))?;
     for d in report.diagnostics.iter().filter(|d| d.is_error()) {

@@ -14,12 +14,7 @@ pub fn run(paths: &[PathBuf], output: Option<&Path>, user: bool, json: bool) -> 
     let report = common::evaluate(paths, common::mode(user), Owners::Any)?;
     let errors = report.diagnostics.iter().filter(|d| d.is_error());
     if json {
-        let refused: Vec<_> = report
-            .refused
-            .iter()
-            .map(common::refusal_diagnostic)
-            .collect();
-        common::print_json_diagnostics(errors.chain(&refused));
+        common::print_json_diagnostics(errors, &report.refused);
     } else {
         for d in errors {
             eprintln!("{d}");
