@@ -265,13 +265,9 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                     let _permit = bus.acquire().await;
                     let settings = changes.iter().map(|c| c.target.setting.clone()).collect();
                     let props = changes.iter().map(|c| c.target.prop).collect();
-                    let result = conn.set(&unit, settings).await;
-                    let set = crate::clock::mono_us();
-                    let result = match result {
-                        Ok(()) => conn.live(&unit, props).await,
-                        Err(e) => Err(e),
-                    };
-                    if let (Some(w), Ok(_)) = (woke_us, &result) {
+                    let result = conn.set_and_read(&unit, settings, props).await;
+                    if let (Some(w), Ok((set, _))) = (woke_us, &result) {
+                        let set = *set;
                         let done = crate::clock::mono_us();
                         let us = done.saturating_sub(w);
                         // Where it went: to the evaluator call, the call and
@@ -290,7 +286,7 @@ impl<C: Connector, E: Evaluator, N: Notifier, S: StateStore> Actuator<C, E, N, S
                     Event::Applied {
                         unit,
                         changes,
-                        result: result.map_err(|e| e.to_string()),
+                        result: result.map(|(_, live)| live).map_err(|e| e.to_string()),
                     }
                 });
             }
