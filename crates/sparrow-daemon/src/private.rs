@@ -21,7 +21,10 @@ pub async fn connect(path: &str) -> io::Result<std::os::unix::net::UnixStream> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     theirs.set_nonblocking(true)?;
     let theirs = UnixStream::from_std(theirs)?;
-    let (mut up_r, mut up_w) = upstream.into_split();
+    let (up_r, mut up_w) = upstream.into_split();
+    // Buffered: a message is read as a few small pieces (the first byte,
+    // the fixed header, the rest), and signals come in bursts.
+    let mut up_r = tokio::io::BufReader::with_capacity(64 * 1024, up_r);
     let (mut zb_r, mut zb_w) = theirs.into_split();
     tokio::spawn(async move {
         let _ = tokio::io::copy(&mut zb_r, &mut up_w).await;
