@@ -166,6 +166,7 @@ impl Pool {
                 std::thread::Builder::new()
                     .name(format!("sparrow-eval-{i}"))
                     .spawn(move || {
+                        crate::slice::apply();
                         // The process is spawned by this thread: it dies with it.
                         let mut p = Proc::new(cfg);
                         work(i, rx, &mut p, &*report, &count);

@@ -27,6 +27,7 @@ pub mod notify;
 mod private;
 pub mod probe;
 pub mod run;
+pub mod slice;
 pub mod spec;
 pub mod state;
 pub mod systemd;
@@ -58,6 +59,8 @@ pub fn init_logging() {
 /// The daemon's `main`: logging, a single-threaded runtime, [`run`].
 pub fn main() -> std::process::ExitCode {
     init_logging();
+    // The loop thread: it takes the kernel's wake-ups and systemd's replies.
+    slice::apply();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

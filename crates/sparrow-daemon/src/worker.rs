@@ -161,6 +161,7 @@ pub fn serve() -> u8 {
     let Ok(mut chan) = Channel::take() else {
         return 2;
     };
+    crate::slice::apply();
     let units: Units = Arc::default();
     let logs: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let sink = logs.clone();
