@@ -29,9 +29,11 @@
 //! `SPARROW_BENCH_LATENCY_SECONDS` (40), `SPARROW_BENCH_IDLE_SLICE=1` (the
 //! idle units in a slice of their own, not beside the burners: systemd 252
 //! realizes every unit of a slice on each `SetUnitProperties`),
-//! `SPARROW_BENCH_PRIVATE=1` (the daemon on systemd's private socket),
+//! `SPARROW_BENCH_BUS=system` (the daemon on the system bus instead of
+//! systemd's private socket),
 //! `SPARROW_BENCH_EXTRA` (more `[Service]` lines for the daemon, `;`
 //! between them, e.g. `Nice=-10`),
+//! `SPARROW_BENCH_SAMPLES=1` (every reaction's parts),
 //! `SPARROW_BENCH_PERF=1` (a profile under load; `SPARROW_BENCH_PERF_DATA`
 //! keeps its samples). About 7 minutes.
 
@@ -231,6 +233,14 @@ fn latency_window(lab: &Lab, secs: u64) -> Latency {
         .to_string();
     std::thread::sleep(Duration::from_secs(secs));
     let all = reactions(lab, &since);
+    if std::env::var("SPARROW_BENCH_SAMPLES").as_deref() == Ok("1") {
+        for r in &all {
+            println!(
+                "  sample µs: total {} = to call {} + call+decision {} + set {} + read-back {}",
+                r[0], r[1], r[2], r[3], r[4]
+            );
+        }
+    }
     let column = |i: usize| {
         let mut c: Vec<u64> = all.iter().map(|r| r[i]).collect();
         c.sort_unstable();
@@ -317,10 +327,9 @@ fn main() {
                 std::env::var("SPARROW_BENCH_EXTRA")
                     .map(|e| e.replace(';', "\n") + "\n")
                     .unwrap_or_default(),
-                // SPARROW_BENCH_PRIVATE=1: no system bus for the daemon, so
-                // it talks to systemd on its private socket.
-                if std::env::var("SPARROW_BENCH_PRIVATE").as_deref() == Ok("1") {
-                    "Environment=DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/no-such-bus\n"
+                // SPARROW_BENCH_BUS=system: the daemon on the system bus.
+                if std::env::var("SPARROW_BENCH_BUS").as_deref() == Ok("system") {
+                    "Environment=SYSTEMD_SPARROWD_BUS=system\n"
                 } else {
                     ""
                 }
