@@ -26,7 +26,7 @@
 //!
 //! Run: `cargo bench -p systemd-sparrow --bench kernel`. Knobs:
 //! `SPARROW_BENCH_UNITS` (500), `SPARROW_BENCH_IDLE_SECONDS` (120),
-//! `SPARROW_BENCH_LATENCY_SECONDS` (40), `SPARROW_BENCH_IDLE_SLICE=1` (the
+//! `SPARROW_BENCH_LATENCY_SECONDS` (60), `SPARROW_BENCH_IDLE_SLICE=1` (the
 //! idle units in a slice of their own, not beside the burners: systemd 252
 //! realizes every unit of a slice on each `SetUnitProperties`),
 //! `SPARROW_BENCH_BUS=system` (the daemon on the system bus instead of
@@ -309,7 +309,7 @@ fn main() {
     }
     let units: usize = env_or("SPARROW_BENCH_UNITS", 500);
     let idle_secs: u64 = env_or("SPARROW_BENCH_IDLE_SECONDS", 120);
-    let lat_secs: u64 = env_or("SPARROW_BENCH_LATENCY_SECONDS", 40);
+    let lat_secs: u64 = env_or("SPARROW_BENCH_LATENCY_SECONDS", 60);
     let began = Instant::now();
     println!(
         "kernel signals (issue 11): {} CPUs; the idle units in {}",
