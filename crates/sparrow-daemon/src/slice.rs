@@ -8,7 +8,9 @@
 //! may ask for a shorter slice (`sched_attr.sched_runtime`, 0.1-100 ms);
 //! a woken thread with a shorter slice than the running one preempts it
 //! (`PREEMPT_SHORT`). The share of CPU does not change, only how soon a
-//! wake-up runs. Older kernels ignore the field.
+//! wake-up runs. Older kernels ignore the field. Children inherit it
+//! (no `SCHED_FLAG_RESET_ON_FORK`: that would also drop a negative nice
+//! value an administrator gave the unit).
 //!
 //! `SYSTEMD_SPARROWD_SLICE_US` (default [`DEFAULT_US`]; 0 leaves the
 //! kernel's default) sets it for the daemon's loop thread, its evaluator

@@ -168,9 +168,9 @@ fn e(err: zbus::Error) -> SystemdError {
 }
 
 impl Bus {
-    /// Connects to the system bus, or to systemd's private socket when the
-    /// bus is not there (early boot, or `dbus` restarting), and subscribes to
-    /// unit changes.
+    /// Connects the [`first_way`], else the other (the system bus is not
+    /// there in early boot or while `dbus` restarts; the private socket is
+    /// root's only), and subscribes to unit changes.
     pub async fn connect(timeout: Duration) -> Result<Bus, SystemdError> {
         let first = first_way(
             std::env::var("SYSTEMD_SPARROWD_BUS").ok().as_deref(),
