@@ -602,6 +602,14 @@ fn check_warns_about_dependencies_nothing_on_this_host_provides() {
     ] {
         fs::write(units.join(u), "[Unit]\n").unwrap();
     }
+    // `check` of a definition against these unit files: exit code, stderr.
+    let check = |def: &std::path::Path| {
+        let o = run(sparrow(tmp.path())
+            .env("SYSTEMD_UNIT_PATH", &units)
+            .arg("check")
+            .arg(def));
+        (o.status.code(), text(&o.stderr))
+    };
     let def = tmp.path().join("deps.sparrow");
     fs::write(
         &def,
@@ -615,13 +623,9 @@ service("sibling", #{ exec_start: "/bin/true" });
 "#,
     )
     .unwrap();
-    let o = run(sparrow(tmp.path())
-        .env("SYSTEMD_UNIT_PATH", &units)
-        .arg("check")
-        .arg(&def));
-    let err = text(&o.stderr);
+    let (code, err) = check(&def);
     // Warnings only: the units are still good.
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("app.service: After=network-online.service, but no unit file on this host provides network-online.service"), "{err}");
     assert!(
         err.contains("help: did you mean network-online.target?"),
@@ -649,12 +653,8 @@ service("sibling", #{ exec_start: "/bin/true" });
 "#,
     )
     .unwrap();
-    let o = run(sparrow(tmp.path())
-        .env("SYSTEMD_UNIT_PATH", &units)
-        .arg("check")
-        .arg(&def));
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    let (code, err) = check(&def);
+    assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("drop-in postgres.service.d/50-sparrow-deps.conf: no unit file on this host provides postgres.service"), "{err}");
     assert!(
         err.contains("help: did you mean postgresql.service?"),
